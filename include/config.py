@@ -1,0 +1,97 @@
+"""Project settings, read from the environment with sensible local defaults.
+
+Everything that differs between a laptop, CI and production is an environment variable;
+nothing here opens a connection.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+REGISTRY_DIR = PROJECT_ROOT / "include" / "registry"
+DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+
+#: The warehouse the pipeline lands into and dbt builds in. Unset: an embedded PostgreSQL.
+WAREHOUSE_URL_ENV = "C360_WAREHOUSE_URL"
+#: The sandbox ERP database. Unset: database ``erp_sandbox`` on the warehouse's server.
+ERP_URL_ENV = "C360_ERP_URL"
+
+
+def data_dir() -> Path:
+    """Project-local folder for generated data, the embedded database and run state."""
+    return Path(os.environ.get("C360_DATA_DIR", PROJECT_ROOT / ".data"))
+
+
+def landing_dir() -> Path:
+    """Where file-based sources drop their files (one sub-folder per source)."""
+    return Path(os.environ.get("C360_LANDING_DIR", data_dir() / "landing"))
+
+
+def ground_truth_dir() -> Path:
+    """Where the generator writes which source records are the same real customer.
+
+    The pipeline never reads this folder; only accuracy tests and benchmarks do.
+    """
+    return data_dir() / "ground_truth"
+
+
+def sandbox_dir() -> Path:
+    return data_dir() / "sandbox"
+
+
+def sandbox_port() -> int:
+    return int(os.environ.get("C360_SANDBOX_PORT", "8765"))
+
+
+@dataclass(frozen=True)
+class PgUrl:
+    """A PostgreSQL URL split into the parts dbt profiles and Airflow connections want."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    @classmethod
+    def parse(cls, url: str) -> PgUrl:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(
+                f"{url!r} is not a PostgreSQL URL; expected postgresql://user:password@host:port/dbname"
+            )
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=parts.username or "postgres",
+            password=parts.password or "",
+            dbname=(parts.path or "/").lstrip("/") or "postgres",
+        )
+
+    @property
+    def url(self) -> str:
+        auth = self.user + (f":{self.password}" if self.password else "")
+        return urlunsplit(("postgresql", f"{auth}@{self.host}:{self.port}", f"/{self.dbname}", "", ""))
+
+    def with_dbname(self, dbname: str) -> PgUrl:
+        return PgUrl(self.host, self.port, self.user, self.password, dbname)
+
+
+def warehouse_url() -> str:
+    """The warehouse URL; raises with a hint when neither set nor started by `make`."""
+    url = os.environ.get(WAREHOUSE_URL_ENV)
+    if not url:
+        raise RuntimeError(
+            f"{WAREHOUSE_URL_ENV} is not set. Run through `make` (which starts an embedded "
+            "PostgreSQL when it is unset) or export it, e.g. "
+            "postgresql://postgres@127.0.0.1:5432/c360"
+        )
+    return url
+
+
+def erp_url() -> str:
+    return os.environ.get(ERP_URL_ENV) or PgUrl.parse(warehouse_url()).with_dbname("erp_sandbox").url

@@ -95,3 +95,13 @@ def warehouse_url() -> str:
 
 def erp_url() -> str:
     return os.environ.get(ERP_URL_ENV) or PgUrl.parse(warehouse_url()).with_dbname("erp_sandbox").url
+
+
+#: Airflow connection ids the DAGs resolve at run time.
+WAREHOUSE_CONN_ID = "c360_warehouse"
+
+
+def libpq_url(airflow_uri: str) -> str:
+    """Airflow renders postgres connections as ``postgres://...``; psycopg wants ``postgresql://``."""
+    scheme, rest = airflow_uri.split("://", 1)
+    return f"postgresql://{rest}" if scheme in ("postgres", "postgresql") else airflow_uri

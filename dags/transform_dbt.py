@@ -1,0 +1,76 @@
+"""dbt: from raw landings to the customer 360 marts, one Airflow task per model.
+
+Runs whenever any source's raw Asset is updated. astronomer-cosmos renders the dbt project
+(from its manifest, so parsing is fast and needs no database) into a task per model with the
+model's tests right after it; a failing test stops everything downstream of that model.
+When the marts are built and tested, the DAG emits ``marts.dim_customer`` and
+``marts.customer_crosswalk``, which schedule the pushes back to the source systems.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
+from cosmos.constants import InvocationMode, LoadMode, TestBehavior
+
+from include.assets import CUSTOMER_CROSSWALK, DIM_CUSTOMER, raw_asset
+from include.config import DBT_PROJECT_DIR
+from include.dbt_profile import warehouse_profile
+from include.registry import load_sources
+from include.tags import OWNER, Layer
+
+_any_source_landed = None
+for _source in load_sources():
+    _asset = raw_asset(_source.name)
+    _any_source_landed = _asset if _any_source_landed is None else (_any_source_landed | _asset)
+
+
+@dag(
+    dag_id="dbt_customer_360",
+    description="dbt build: staging, identity resolution, golden records, customer marts",
+    schedule=_any_source_landed,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=[Layer.TRANSFORM.value],
+    default_args={"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=1)},
+)
+def dbt_customer_360():
+    dbt = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR,
+            manifest_path=DBT_PROJECT_DIR / "target" / "manifest.json",
+        ),
+        profile_config=warehouse_profile(),
+        execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH),
+        operator_args={"install_deps": False},
+    )
+
+    @task(outlets=[DIM_CUSTOMER, CUSTOMER_CROSSWALK])
+    def publish_marts(outlet_events=None) -> dict:
+        """Every model and test upstream passed: tell the push and BI DAGs the marts are fresh,
+        with their row counts on the Asset events."""
+        import psycopg
+        from airflow.sdk import BaseHook
+
+        from include.config import WAREHOUSE_CONN_ID, libpq_url
+
+        with psycopg.connect(libpq_url(BaseHook.get_connection(WAREHOUSE_CONN_ID).get_uri())) as conn:
+            counts = {
+                asset.name: conn.execute(f"select count(*) from {asset.name}").fetchone()[0]
+                for asset in (DIM_CUSTOMER, CUSTOMER_CROSSWALK)
+            }
+        for asset in (DIM_CUSTOMER, CUSTOMER_CROSSWALK):
+            outlet_events[asset].extra = {"rows": counts[asset.name]}
+        return counts
+
+    dbt >> publish_marts()
+
+
+dbt_customer_360()

@@ -1,0 +1,303 @@
+"""The project's commands behind ``make demo``, ``make test``, ``make up`` and ``make down``.
+
+Each command first makes the local environment whole: the warehouse (the server behind
+``C360_WAREHOUSE_URL``, or an embedded PostgreSQL), the sandbox source systems, Airflow's home,
+metadata database, pools and connections (as ``AIRFLOW_CONN_*`` variables), and dbt's manifest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+from include.config import (
+    DBT_PROJECT_DIR,
+    ERP_URL_ENV,
+    PROJECT_ROOT,
+    WAREHOUSE_CONN_ID,
+    WAREHOUSE_URL_ENV,
+    PgUrl,
+    data_dir,
+    sandbox_dir,
+    sandbox_port,
+)
+from include.registry import load_sources
+from include.warehouse import ensure_database, ensure_warehouse, stop_embedded
+
+PY = sys.executable
+BIN = Path(PY).parent
+DEMO_SEED = 42
+#: Extract DAGs first (in registry order), then dbt, the push, the freshness check.
+PIPELINE_DAGS = [
+    *(f"extract_{s.name}" for s in load_sources()),
+    "dbt_customer_360",
+    "push_crm",
+    "monitor_freshness",
+]
+
+
+def say(message: str) -> None:
+    print(f"[c360] {message}", flush=True)
+
+
+def airflow_home() -> Path:
+    return data_dir() / "airflow"
+
+
+def sandbox_token() -> str:
+    """The sandbox APIs' bearer token: made once per checkout, kept out of the repo."""
+    path = sandbox_dir() / "token"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _pg_conn(url: str) -> str:
+    p = PgUrl.parse(url)
+    return json.dumps(
+        {
+            "conn_type": "postgres",
+            "host": p.host,
+            "port": p.port,
+            "login": p.user,
+            "password": p.password or None,
+            "schema": p.dbname,
+        }
+    )
+
+
+def project_env(warehouse_url: str) -> dict[str, str]:
+    """Environment for Airflow, dbt and the sandbox, derived from the warehouse URL."""
+    wh = PgUrl.parse(warehouse_url)
+    erp_url = os.environ.get(ERP_URL_ENV) or wh.with_dbname("erp_sandbox").url
+    token = sandbox_token()
+    home = airflow_home()
+    env = dict(os.environ)
+    env.update(
+        {
+            WAREHOUSE_URL_ENV: warehouse_url,
+            ERP_URL_ENV: erp_url,
+            "C360_SANDBOX_TOKEN": token,
+            "PYTHONPATH": str(PROJECT_ROOT),
+            "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+            # dbt's own profiles.yml (used outside Airflow) reads these
+            "C360_WH_HOST": wh.host,
+            "C360_WH_PORT": str(wh.port),
+            "C360_WH_USER": wh.user,
+            "C360_WH_PASSWORD": wh.password,
+            "C360_WH_DBNAME": wh.dbname,
+            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+            # Airflow
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
+            "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+            "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
+            "NO_PROXY": "*",
+            f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": _pg_conn(warehouse_url),
+        }
+    )
+    for source in load_sources():
+        if source.kind == "http":
+            env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": sandbox_port(),
+                    "schema": "http",
+                    "password": token,
+                }
+            )
+        elif source.kind == "database":
+            env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = _pg_conn(erp_url)
+    return env
+
+
+def run(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(args, env=env, cwd=PROJECT_ROOT, check=True, **kwargs)
+
+
+def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[str, str]:
+    """Bring up the warehouse and the sandbox; prepare dbt and Airflow. Idempotent."""
+    t0 = time.monotonic()
+    url, embedded = ensure_warehouse()
+    say(f"warehouse: {url} ({'embedded PostgreSQL' if embedded else WAREHOUSE_URL_ENV})")
+    env = project_env(url)
+    ensure_database(env[ERP_URL_ENV], extensions=())
+    if not (sandbox_dir() / "apps.sqlite").exists():
+        n = customers or int(os.environ.get("C360_DEMO_CUSTOMERS", "2000"))
+        say(f"generating the sandbox source systems ({n} customers, seed {DEMO_SEED})")
+        run([PY, "-m", "include.sandbox", "generate", "--customers", str(n), "--seed", str(DEMO_SEED)], env)
+    run([PY, "-m", "include.sandbox", "start"], env)
+    run([str(BIN / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
+    if with_airflow:
+        airflow_home().mkdir(parents=True, exist_ok=True)
+        run([str(BIN / "airflow"), "db", "migrate"], env, stdout=subprocess.DEVNULL)
+        for pool in sorted({s.pool for s in load_sources() if s.pool}):
+            run(
+                [str(BIN / "airflow"), "pools", "set", pool, "4", f"rate limit for {pool}"],
+                env,
+                stdout=subprocess.DEVNULL,
+            )
+    say(f"set-up done in {time.monotonic() - t0:.0f} s")
+    return env
+
+
+def demo(args: argparse.Namespace) -> int:
+    t0 = time.monotonic()
+    env = setup(customers=args.customers)
+    for dag_id in PIPELINE_DAGS:
+        started = time.monotonic()
+        say(f"running {dag_id} ...")
+        proc = subprocess.run(
+            [str(BIN / "airflow"), "dags", "test", dag_id],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+        )
+        log = airflow_home() / "demo_logs" / f"{dag_id}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            say(f"{dag_id} FAILED (exit {proc.returncode}); its output is in {log}")
+            print((proc.stdout + proc.stderr)[-4000:])
+            return 1
+        say(f"{dag_id} succeeded in {time.monotonic() - started:.0f} s")
+    print_summary(env[WAREHOUSE_URL_ENV])
+    say(f"demo finished in {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+def print_summary(warehouse_url: str) -> None:
+    from include.summary import pipeline_summary
+
+    with psycopg.connect(warehouse_url) as conn:
+        summary = pipeline_summary(conn)
+    print()
+    print("Customer 360 Sync: demo summary")
+    print("=" * 60)
+    print(f"{'source':<12}{'raw records (current)':>24}{'landed this run':>18}")
+    for row in summary["sources"]:
+        print(f"{row['source']:<12}{row['records']:>24,}{row['landed_last_run']:>18,}")
+    print("-" * 60)
+    print(f"source customer records:        {summary['crosswalk_records']:,}")
+    print(f"unique customers (dim_customer): {summary['customers']:,}")
+    print(f"pushes to CRM (last run):        {summary['pushes']}")
+    print(f"freshness:                       {summary['freshness']}")
+    print()
+    print(f"connect with:  psql {warehouse_url}")
+    print("dbt docs:      make docs  (then open http://127.0.0.1:8081)")
+    print("Airflow UI:    make up    (then open http://127.0.0.1:8080)")
+
+
+def test(args: argparse.Namespace) -> int:
+    env = setup(customers=args.customers)
+    return subprocess.run([PY, "-m", "pytest", *args.pytest_args], env=env, cwd=PROJECT_ROOT).returncode
+
+
+def _pidfile() -> Path:
+    return airflow_home() / "standalone.pid"
+
+
+def up(args: argparse.Namespace) -> int:
+    env = setup()
+    pid = _read_pid(_pidfile())
+    if pid:
+        say(f"Airflow already running (pid {pid}): http://127.0.0.1:8080")
+        return 0
+    with open(airflow_home() / "standalone.log", "ab") as log:
+        proc = subprocess.Popen(
+            [str(BIN / "airflow"), "standalone"],
+            env=env,
+            cwd=PROJECT_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    _pidfile().write_text(str(proc.pid))
+    import httpx
+
+    for _ in range(180):
+        try:
+            if httpx.get("http://127.0.0.1:8080/api/v2/monitor/health", timeout=2).status_code == 200:
+                say(f"Airflow UI: http://127.0.0.1:8080 (log: {airflow_home() / 'standalone.log'})")
+                return 0
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            break
+        time.sleep(1)
+    say(f"Airflow did not come up; see {airflow_home() / 'standalone.log'}")
+    return 1
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (FileNotFoundError, ValueError, ProcessLookupError, PermissionError):
+        return None
+
+
+def down(args: argparse.Namespace) -> int:
+    pid = _read_pid(_pidfile())
+    if pid:
+        os.killpg(pid, signal.SIGTERM)
+        say("Airflow stopped")
+    _pidfile().unlink(missing_ok=True)
+    subprocess.run([PY, "-m", "include.sandbox", "stop"], cwd=PROJECT_ROOT, check=False)
+    if not os.environ.get(WAREHOUSE_URL_ENV) and stop_embedded():
+        say("embedded PostgreSQL stopped")
+    return 0
+
+
+def env_cmd(args: argparse.Namespace) -> int:
+    """Print ``export`` lines for a shell: ``eval "$(make env)"``."""
+    url, _ = ensure_warehouse()
+    for key, value in project_env(url).items():
+        if key.startswith(("C360_", "AIRFLOW", "DBT_")):
+            print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="c360", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="run the whole pipeline once and print a summary")
+    p.add_argument("--customers", type=int, default=None, help="sandbox size on first generation")
+    p.set_defaults(func=demo)
+    p = sub.add_parser("test", help="set up, then run the test suite")
+    p.add_argument("--customers", type=int, default=None)
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=test)
+    sub.add_parser("up", help="Airflow standalone (UI on :8080) with the sandbox").set_defaults(func=up)
+    sub.add_parser("down", help="stop Airflow, the sandbox and the embedded PostgreSQL").set_defaults(
+        func=down
+    )
+    sub.add_parser("env", help="print export lines for this environment").set_defaults(func=env_cmd)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""The source registry: validated, typed view of ``registry/sources.yaml``.
+
+Reading it is cheap and touches nothing but the file, so DAG files may call
+:func:`load_sources` at parse time.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from include.config import REGISTRY_DIR
+
+SyncMode = Literal["full", "incremental"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Freshness(_Strict):
+    warn_after_hours: int = Field(gt=0)
+    error_after_hours: int = Field(gt=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Freshness:
+        if self.error_after_hours < self.warn_after_hours:
+            raise ValueError("error_after_hours must be >= warn_after_hours")
+        return self
+
+
+class Pagination(_Strict):
+    style: Literal["cursor", "page", "offset"]
+    page_size: int = Field(gt=0, le=10_000)
+
+
+class Entity(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    key: str
+    updated_at: str | None = None
+    sync_mode: SyncMode = "full"
+    customer_entity: bool = False
+    fields: list[str]
+    # http sources
+    path: str | None = None
+    # database sources
+    table: str | None = None
+    # file sources
+    file_glob: str | None = None
+    column_map: dict[str, list[str]] | None = None
+
+    @model_validator(mode="after")
+    def _key_is_a_field(self) -> Entity:
+        if self.key not in self.fields:
+            raise ValueError(f"entity {self.name}: key {self.key!r} is not in its fields")
+        if self.sync_mode == "incremental" and not self.updated_at:
+            raise ValueError(f"entity {self.name}: incremental sync needs an updated_at field")
+        return self
+
+
+class Source(_Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    label: str
+    kind: Literal["http", "database", "files"]
+    description: str
+    owner: str
+    schedule: str
+    freshness: Freshness
+    entities: list[Entity] = Field(min_length=1)
+    conn_id: str | None = None
+    pool: str | None = None
+    pagination: Pagination | None = None
+    schema_: str | None = Field(default=None, alias="schema")
+    landing_dir: str | None = None
+
+    @model_validator(mode="after")
+    def _kind_has_its_settings(self) -> Source:
+        needs = {
+            "http": ("conn_id", "pagination"),
+            "database": ("conn_id", "schema_"),
+            "files": ("landing_dir",),
+        }[self.kind]
+        missing = [n.rstrip("_") for n in needs if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"source {self.name} ({self.kind}) needs: {', '.join(missing)}")
+        per_entity = {"http": "path", "database": "table", "files": "column_map"}[self.kind]
+        for entity in self.entities:
+            if getattr(entity, per_entity) is None:
+                raise ValueError(f"source {self.name}, entity {entity.name}: missing {per_entity}")
+        return self
+
+    @property
+    def raw_schema(self) -> str:
+        return f"raw_{self.name}"
+
+    def entity(self, name: str) -> Entity:
+        for entity in self.entities:
+            if entity.name == name:
+                return entity
+        raise KeyError(f"source {self.name} has no entity {name!r}")
+
+
+class Registry(_Strict):
+    sources: list[Source]
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Registry:
+        names = [s.name for s in self.sources]
+        if len(names) != len(set(names)):
+            raise ValueError(f"duplicate source names in registry: {names}")
+        return self
+
+
+def load_registry(path: Path | None = None) -> Registry:
+    path = path or REGISTRY_DIR / "sources.yaml"
+    with open(path, encoding="utf-8") as fh:
+        return Registry.model_validate(yaml.safe_load(fh))
+
+
+@cache
+def load_sources() -> tuple[Source, ...]:
+    """All sources of the default registry (cached: DAG files call this at parse time)."""
+    return tuple(load_registry().sources)
+
+
+def get_source(name: str) -> Source:
+    for source in load_sources():
+        if source.name == name:
+            return source
+    raise KeyError(f"no source {name!r} in the registry; known: {[s.name for s in load_sources()]}")

@@ -1,0 +1,60 @@
+"""Figures a person reads after a run: records per source, customers, pushes, freshness."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from include.registry import load_sources
+
+
+def _scalar(conn: psycopg.Connection, query: str | sql.Composable, params: tuple = ()) -> Any:
+    row = conn.execute(query, params).fetchone()
+    return row[0] if row else None
+
+
+def _exists(conn: psycopg.Connection, relation: str) -> bool:
+    return bool(_scalar(conn, "select to_regclass(%s) is not null", (relation,)))
+
+
+def pipeline_summary(conn: psycopg.Connection) -> dict[str, Any]:
+    sources = []
+    for source in load_sources():
+        records = landed = 0
+        for entity in source.entities:
+            table = f"{source.raw_schema}.{entity.name}"
+            if not _exists(conn, table):
+                continue
+            ident = sql.Identifier(source.raw_schema, entity.name)
+            records += _scalar(conn, sql.SQL("select count(distinct _record_id) from {}").format(ident))
+        if _exists(conn, "ops.load_batches"):
+            # "this run": the batches started within ten minutes of the source's latest one
+            landed = _scalar(
+                conn,
+                "select coalesce(sum(inserted), 0) from ops.load_batches where source = %s and started_at >= "
+                "(select max(started_at) - interval '10 minutes' from ops.load_batches where source = %s)",
+                (source.name, source.name),
+            )
+        sources.append({"source": source.name, "records": records, "landed_last_run": int(landed)})
+    summary: dict[str, Any] = {"sources": sources, "customers": 0, "crosswalk_records": 0, "pushes": "n/a"}
+    if _exists(conn, "marts.dim_customer"):
+        summary["customers"] = _scalar(conn, "select count(*) from marts.dim_customer")
+        summary["crosswalk_records"] = _scalar(conn, "select count(*) from marts.customer_crosswalk")
+    if _exists(conn, "ops.push_runs"):
+        row = conn.execute(
+            "select sent, accepted, rejected, already_sent from ops.push_runs "
+            "order by finished_at desc limit 1"
+        ).fetchone()
+        if row:
+            summary["pushes"] = f"{row[0]} sent: {row[1]} accepted, {row[2]} rejected ({row[3]} sent before)"
+    if _exists(conn, "ops.freshness_checks"):
+        rows = conn.execute(
+            "select status, count(*) from ops.freshness_checks "
+            "where checked_at = (select max(checked_at) from ops.freshness_checks) group by status order by 1"
+        ).fetchall()
+        summary["freshness"] = ", ".join(f"{n} {status}" for status, n in rows)
+    else:
+        summary["freshness"] = "not checked"
+    return summary

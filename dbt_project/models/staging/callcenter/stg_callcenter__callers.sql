@@ -1,0 +1,41 @@
+with source as (
+    select * from {{ source('callcenter', 'callers') }}
+),
+
+latest as (
+    {{ latest_record_version('source') }}
+),
+
+renamed as (
+    select
+        _record_id as caller_id,
+        {{ payload_text('name') }} as caller_name,
+        {{ payload_text('company_name') }} as company_name,
+        {{ normalize_phone_cn("payload ->> 'phone'") }} as phone_1_e164,
+        {{ normalize_phone_cn("payload ->> 'alt_phone'") }} as phone_2_e164,
+        {{ normalize_email("payload ->> 'email'") }} as email,
+        {{ normalize_id_card("payload ->> 'id_card_no'") }} as id_card_no,
+        _source_updated_at as source_updated_at,
+        _loaded_at as loaded_at
+    from latest
+),
+
+final as (
+    select
+        caller_id,
+        -- A caller who names a company calls on its behalf: the customer is the company.
+        case when company_name is not null then 'company' else 'person' end as customer_type,
+        caller_name,
+        company_name,
+        {{ company_name_key('company_name') }} as name_match_key,
+        coalesce({{ mobile_only('phone_1_e164') }}, {{ mobile_only('phone_2_e164') }}) as mobile_e164,
+        coalesce({{ landline_only('phone_1_e164') }}, {{ landline_only('phone_2_e164') }}) as phone_e164,
+        email,
+        id_card_no,
+        {{ id_card_is_valid('id_card_no') }} as id_card_is_valid,
+        source_updated_at,
+        loaded_at
+    from renamed
+)
+
+select * from final

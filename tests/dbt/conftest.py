@@ -1,0 +1,78 @@
+"""Fixtures for the dbt project: a throwaway warehouse with the raw fixture landed and `dbt build` run."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from include.config import DBT_PROJECT_DIR, PgUrl
+from tests.conftest import create_database, drop_database
+from tests.dbt.raw_fixture import build_raw_database
+
+DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
+
+
+@dataclass(frozen=True)
+class DbtWarehouse:
+    db: PgUrl
+    target_path: Path
+    build: subprocess.CompletedProcess[str]
+    docs: subprocess.CompletedProcess[str]
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self.db.url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+
+def dbt_env(db: PgUrl) -> dict[str, str]:
+    return {
+        **os.environ,
+        "C360_WH_HOST": db.host,
+        "C360_WH_PORT": str(db.port),
+        "C360_WH_USER": db.user,
+        "C360_WH_PASSWORD": db.password,
+        "C360_WH_DBNAME": db.dbname,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    }
+
+
+def run_dbt(args: list[str], db: PgUrl, tmp: Path) -> subprocess.CompletedProcess[str]:
+    command = [
+        str(DBT_EXECUTABLE),
+        *args,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(tmp / "target"),
+        "--log-path",
+        str(tmp / "logs"),
+    ]
+    return subprocess.run(command, env=dbt_env(db), capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def dbt_warehouse(pg_server: PgUrl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DbtWarehouse]:
+    """A fresh database (the `fresh_db` helpers, module-scoped so one build serves every assertion)
+    with the raw fixture landed, after `dbt build` and `dbt docs generate`."""
+    db = create_database(pg_server, "c360_dbt")
+    tmp = tmp_path_factory.mktemp("dbt")
+    try:
+        build_raw_database(db.url)
+        build = run_dbt(["build"], db, tmp)
+        if build.returncode != 0:
+            pytest.fail(f"dbt build failed:\n{build.stdout[-6000:]}\n{build.stderr[-2000:]}")
+        # docs generate rewrites run_results.json: keep the build's
+        (tmp / "target" / "run_results.json").rename(tmp / "target" / "build_results.json")
+        docs = run_dbt(["docs", "generate"], db, tmp)
+        yield DbtWarehouse(db=db, target_path=tmp / "target", build=build, docs=docs)
+    finally:
+        drop_database(db)

@@ -1,0 +1,3 @@
+from include.sandbox.cli import main
+
+raise SystemExit(main())

@@ -102,6 +102,11 @@ def fetch_pages(
         while next_path:
             body = _get(client, next_path, params)
             yield body["results"]
-            next_path, params = body.get("next"), {}
+            next_path = body.get("next")
+            if next_path:
+                # The link carries the query; pass it as params (httpx drops a URL's own query
+                # when params are given as well).
+                link = httpx.URL(next_path)
+                next_path, params = link.path, dict(link.params)
     else:  # pragma: no cover - the registry's schema allows only the styles above
         raise ValueError(f"unknown pagination style {pagination.style!r}")

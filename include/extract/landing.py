@@ -22,8 +22,7 @@ from psycopg import sql
 
 OPS_SCHEMA = "ops"
 
-RAW_DDL = """
-create table if not exists {table} (
+RAW_COLUMNS_DDL = """
     _batch_id text not null,
     _loaded_at timestamptz not null,
     _source text not null,
@@ -31,8 +30,8 @@ create table if not exists {table} (
     _content_hash text not null,
     _source_updated_at timestamptz,
     payload jsonb not null
-)
 """
+RAW_DDL = "create table if not exists {table} (" + RAW_COLUMNS_DDL + ")"
 RAW_COLUMNS = (
     "_batch_id",
     "_loaded_at",
@@ -207,13 +206,14 @@ def land_records(
             result.quarantined += len(bad)
         if not good:
             return result
-        # A temp table per chunk: COPY is fast, and the insert below dedupes against history.
-        cur.execute("drop table if exists _landing")
+        # One staging temp table per session, emptied per chunk: COPY into it is fast, and the
+        # insert below dedupes against history. (A table per chunk would pile up locks until commit.)
         cur.execute(
-            sql.SQL("create temp table _landing (like {}) on commit drop").format(
-                sql.Identifier(schema, entity)
+            sql.SQL("create temp table if not exists _landing ({}) on commit delete rows").format(
+                sql.SQL(RAW_COLUMNS_DDL)
             )
         )
+        cur.execute("truncate _landing")
         with cur.copy(
             sql.SQL("copy _landing ({}) from stdin").format(
                 sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.include.sandbox.conftest import World
+from tests.include.conftest import World
 from tests.include.sandbox.helpers import app_rows
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from include.config import PROJECT_ROOT, PgUrl
-from tests.include.sandbox.conftest import TOKEN, free_port
+from tests.include.conftest import TOKEN, free_port
 
 
 def cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ from include.config import PgUrl
 from include.sandbox import ids
 from include.sandbox.generator import generate
 from include.sandbox.stores import entity_spec
-from tests.include.sandbox.conftest import AS_OF, World, use_data_dir
+from tests.include.conftest import AS_OF, World, use_data_dir
 from tests.include.sandbox.generator_snapshot import snapshot
 from tests.include.sandbox.helpers import (
     CUSTOMER_TABLES,

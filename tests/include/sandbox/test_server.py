@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from include.sandbox.stores import app_tables
-from tests.include.sandbox.conftest import TOKEN, World, serve
+from tests.include.conftest import TOKEN, World, serve
 from tests.include.sandbox.helpers import app_rows
 
 

@@ -11,7 +11,7 @@ from include.config import PgUrl
 from include.sandbox import stores
 from include.sandbox.generator import generate
 from include.sandbox.tick import tick
-from tests.include.sandbox.conftest import AS_OF, use_data_dir
+from tests.include.conftest import AS_OF, use_data_dir
 from tests.include.sandbox.generator_snapshot import snapshot
 from tests.include.sandbox.helpers import app_rows, erp_rows, lead_ids, marketing_files, read_csv
 

@@ -48,7 +48,12 @@ def dbt_customer_360():
         ),
         profile_config=warehouse_profile(),
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.AFTER_EACH),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.AFTER_EACH,
+            # relationships tests need both models built: run them in their own task after both
+            should_detach_multiple_parents_tests=True,
+        ),
         operator_args={"install_deps": False},
     )
 

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -151,12 +152,18 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
     if with_airflow:
         airflow_home().mkdir(parents=True, exist_ok=True)
         run([str(BIN / "airflow"), "db", "migrate"], env, stdout=subprocess.DEVNULL)
-        for pool in sorted({s.pool for s in load_sources() if s.pool}):
-            run(
-                [str(BIN / "airflow"), "pools", "set", pool, "4", f"rate limit for {pool}"],
-                env,
-                stdout=subprocess.DEVNULL,
-            )
+        pools = {
+            s.pool: {
+                "slots": 4,
+                "description": f"concurrency cap for {s.label} ({s.name})",
+                "include_deferred": False,
+            }
+            for s in load_sources()
+            if s.pool
+        }
+        pools_file = airflow_home() / "pools.json"
+        pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
+        run([str(BIN / "airflow"), "pools", "import", str(pools_file)], env, stdout=subprocess.DEVNULL)
     say(f"set-up done in {time.monotonic() - t0:.0f} s")
     return env
 
@@ -164,6 +171,7 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
 def demo(args: argparse.Namespace) -> int:
     t0 = time.monotonic()
     env = setup(customers=args.customers)
+    run_started = datetime.now(UTC)
     for dag_id in PIPELINE_DAGS:
         started = time.monotonic()
         say(f"running {dag_id} ...")
@@ -184,26 +192,26 @@ def demo(args: argparse.Namespace) -> int:
         say(f"{dag_id} succeeded in {time.monotonic() - started:.0f} s")
     say("generating the dbt docs (the data dictionary) ...")
     run([str(BIN / "dbt"), "docs", "generate", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
-    print_summary(env[WAREHOUSE_URL_ENV])
+    print_summary(env[WAREHOUSE_URL_ENV], run_started)
     say(f"demo finished in {time.monotonic() - t0:.0f} s")
     return 0
 
 
-def print_summary(warehouse_url: str) -> None:
+def print_summary(warehouse_url: str, run_started: datetime) -> None:
     from include.summary import pipeline_summary
 
     with psycopg.connect(warehouse_url) as conn:
-        summary = pipeline_summary(conn)
+        summary = pipeline_summary(conn, run_started)
     print()
     print("Customer 360 Sync: demo summary")
     print("=" * 60)
     print(f"{'source':<12}{'raw records (current)':>24}{'landed this run':>18}")
     for row in summary["sources"]:
-        print(f"{row['source']:<12}{row['records']:>24,}{row['landed_last_run']:>18,}")
+        print(f"{row['source']:<12}{row['records']:>24,}{row['landed_this_run']:>18,}")
     print("-" * 60)
     print(f"source customer records:        {summary['crosswalk_records']:,}")
     print(f"unique customers (dim_customer): {summary['customers']:,}")
-    print(f"pushes to CRM (last run):        {summary['pushes']}")
+    print(f"pushes to CRM (this run):        {summary['pushes']}")
     print(f"freshness:                       {summary['freshness']}")
     print()
     print(f"connect with:  psql {warehouse_url}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -19,7 +20,8 @@ def _exists(conn: psycopg.Connection, relation: str) -> bool:
     return bool(_scalar(conn, "select to_regclass(%s) is not null", (relation,)))
 
 
-def pipeline_summary(conn: psycopg.Connection) -> dict[str, Any]:
+def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any]:
+    """Figures for the run that started at ``since`` (what it landed and pushed) and the totals."""
     sources = []
     for source in load_sources():
         records = landed = 0
@@ -30,22 +32,22 @@ def pipeline_summary(conn: psycopg.Connection) -> dict[str, Any]:
             ident = sql.Identifier(source.raw_schema, entity.name)
             records += _scalar(conn, sql.SQL("select count(distinct _record_id) from {}").format(ident))
         if _exists(conn, "ops.load_batches"):
-            # "this run": the batches started within ten minutes of the source's latest one
             landed = _scalar(
                 conn,
-                "select coalesce(sum(inserted), 0) from ops.load_batches where source = %s and started_at >= "
-                "(select max(started_at) - interval '10 minutes' from ops.load_batches where source = %s)",
-                (source.name, source.name),
+                "select coalesce(sum(inserted), 0) from ops.load_batches "
+                "where source = %s and started_at >= %s",
+                (source.name, since),
             )
-        sources.append({"source": source.name, "records": records, "landed_last_run": int(landed)})
+        sources.append({"source": source.name, "records": records, "landed_this_run": int(landed)})
     summary: dict[str, Any] = {"sources": sources, "customers": 0, "crosswalk_records": 0, "pushes": "n/a"}
     if _exists(conn, "marts.dim_customer"):
         summary["customers"] = _scalar(conn, "select count(*) from marts.dim_customer")
         summary["crosswalk_records"] = _scalar(conn, "select count(*) from marts.customer_crosswalk")
     if _exists(conn, "ops.push_runs"):
         row = conn.execute(
-            "select sent, accepted, rejected, already_sent from ops.push_runs "
-            "order by finished_at desc limit 1"
+            "select sum(sent), sum(accepted), sum(rejected), sum(already_sent) from ops.push_runs "
+            "where started_at >= %s having count(*) > 0",
+            (since,),
         ).fetchone()
         if row:
             summary["pushes"] = f"{row[0]} sent: {row[1]} accepted, {row[2]} rejected ({row[3]} sent before)"

@@ -124,6 +124,19 @@ def test_crosswalk_covers_every_raw_customer_record_once(demo_runs):
                 assert sorted(walked) == sorted(raw), f"{source.name}.{entity.name}"
 
 
+def test_no_source_customer_record_is_lost(demo_runs):
+    """Every customer record the sandbox holds (per the ground truth) reached the crosswalk."""
+    with open(demo_runs["data"] / "ground_truth" / "links.csv", encoding="utf-8") as fh:
+        truth = {(row["source_system"], row["source_record_id"]) for row in csv.DictReader(fh)}
+    with psycopg.connect(demo_runs["url"]) as conn:
+        walked = set(
+            conn.execute("select source_system, source_record_id from marts.customer_crosswalk").fetchall()
+        )
+        quarantined = conn.execute("select count(*) from ops.quarantine").fetchone()[0]
+    assert walked == truth
+    assert quarantined == 0
+
+
 def test_every_crosswalk_key_is_a_customer(demo_runs):
     with psycopg.connect(demo_runs["url"]) as conn:
         orphans = conn.execute(

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, tzinfo
 from decimal import Decimal
 from typing import Any
 
@@ -96,8 +98,19 @@ def content_hash(payload_json: str) -> str:
     return hashlib.md5(payload_json.encode("utf-8")).hexdigest()
 
 
-def parse_timestamp(value: Any) -> datetime | None:
-    """Parse a source's updated-at value; naive values are taken as UTC."""
+_TYPED_DATE = re.compile(
+    r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?"
+    r"(?:[ T]+(\d{1,2})[:时](\d{1,2})(?:[:分](\d{1,2}(?:\.\d+)?))?秒?)?$"
+)
+
+
+def parse_timestamp(value: Any, tz: tzinfo = UTC) -> datetime | None:
+    """Parse a source's updated-at value: ISO-8601, or dates as people type them
+    (``2025/08/16 23:30``, ``2025.8.16``, ``2025年8月16日``, full-width digits).
+
+    Values without an offset are taken in ``tz``, the source's own time zone.
+    Raises ValueError for anything else.
+    """
     if value in (None, ""):
         return None
     if isinstance(value, datetime):
@@ -105,8 +118,17 @@ def parse_timestamp(value: Any) -> datetime | None:
     elif isinstance(value, date):
         ts = datetime(value.year, value.month, value.day)
     else:
-        ts = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+        text = unicodedata.normalize("NFKC", str(value)).strip()
+        try:
+            ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            match = _TYPED_DATE.match(text)
+            if not match:
+                raise
+            y, mo, d, h, mi, sec = match.groups()
+            seconds = float(sec or 0)
+            ts = datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(seconds))
+    return ts if ts.tzinfo else ts.replace(tzinfo=tz)
 
 
 def new_batch_id() -> str:
@@ -158,6 +180,7 @@ def land_records(
     records: Iterable[dict[str, Any]],
     batch_id: str,
     result: LandingResult | None = None,
+    tz: tzinfo = UTC,
 ) -> LandingResult:
     """COPY one chunk of records into ``raw_<source>.<entity>`` inside the caller's transaction.
 
@@ -179,7 +202,7 @@ def land_records(
             reason = f"missing key field {key!r}"
         elif updated_at:
             try:
-                source_updated_at = parse_timestamp(record.get(updated_at))
+                source_updated_at = parse_timestamp(record.get(updated_at), tz)
             except ValueError:
                 reason = f"unparseable {updated_at!r}: {record.get(updated_at)!r}"
         if reason:

@@ -85,6 +85,7 @@ def _land(conn, source: Source, entity: Entity, records, batch_id: str, result: 
         records=records,
         batch_id=batch_id,
         result=result,
+        tz=source.tz,
     )
 
 

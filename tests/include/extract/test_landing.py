@@ -121,3 +121,31 @@ def test_rolled_back_batch_leaves_neither_rows_nor_cursor(conn):
     conn.rollback()
     assert _rows(conn) == []
     assert read_high_water_mark(conn, "crm", "accounts") is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("2026-03-01T08:00:00+08:00", datetime(2026, 3, 1, 0, 0, tzinfo=UTC)),
+        ("2026-03-01T00:00:00Z", datetime(2026, 3, 1, 0, 0, tzinfo=UTC)),
+        ("2025/08/16 23:30", datetime(2025, 8, 16, 15, 30, tzinfo=UTC)),
+        ("2025.8.6", datetime(2025, 8, 5, 16, 0, tzinfo=UTC)),
+        ("2025年8月16日", datetime(2025, 8, 15, 16, 0, tzinfo=UTC)),
+        ("２０２５－０８－１６ １０:０５:０９", datetime(2025, 8, 16, 2, 5, 9, tzinfo=UTC)),
+        ("2025-08-16 10:05:09", datetime(2025, 8, 16, 2, 5, 9, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_as_people_type_them(typed, expected):
+    from zoneinfo import ZoneInfo
+
+    from include.extract.landing import parse_timestamp
+
+    assert parse_timestamp(typed, ZoneInfo("Asia/Shanghai")) == expected
+
+
+@pytest.mark.parametrize("nonsense", ["2025/13/01", "16/08/2025", "yesterday", "2025-02-30"])
+def test_impossible_timestamps_raise(nonsense):
+    from include.extract.landing import parse_timestamp
+
+    with pytest.raises(ValueError):
+        parse_timestamp(nonsense)

@@ -2,9 +2,20 @@
 
 Each DAG lands every entity of its source in ``raw_<source>.<entity>`` (append-only, deduplicated
 on natural key + content hash, load metadata on every row) and then emits the ``raw_<source>``
-Asset, which schedules the dbt transformation. Incremental entities read from the high-water mark
-kept in ``ops.extract_state``; full entities re-read everything. Connections (API base URL and token,
-source database) are resolved when the task runs, never when this file is parsed.
+Asset, which schedules the dbt transformation.
+
+- **Scheduled runs** cover a cron data interval. Incremental entities read from the high-water
+  mark kept in ``ops.extract_state`` (so a late run or a gap loses nothing); full entities re-read
+  everything and tombstone records the source no longer has.
+- **Backfills** (``airflow backfill create --dag-id extract_<source> --from-date ... --to-date ...``)
+  re-read exactly each past interval (plus a small overlap); landing dedupes what is already there.
+- **Event runs**: sources with ``events`` in the registry also run within seconds of a change
+  message on their Redis channel (an AssetWatcher on a ``redis+pubsub`` message queue, served by
+  the triggerer).
+
+Every run of every entity is audited in ``ops.extract_runs``; bad rows go to ``ops.quarantine``.
+Connections (API host and token, source database) are resolved when the task runs, never when
+this file is parsed.
 """
 
 from __future__ import annotations
@@ -12,12 +23,38 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronDataIntervalTimetable, dag, task
 
 from include.assets import raw_asset
-from include.config import WAREHOUSE_CONN_ID
 from include.registry import Source, load_sources
 from include.tags import Layer, source_tag
+
+#: Airflow connection of the Redis that carries source change events (see include/cli.py).
+EVENTS_CONN_ID = "c360_events"
+
+
+def _schedule(source: Source):
+    interval = CronDataIntervalTimetable(source.schedule, timezone="UTC")
+    if source.events is None:
+        return interval
+    changes = Asset(
+        name=f"source_changes_{source.name}",
+        uri=f"redis+pubsub://{source.events.channel}",
+        group="source_events",
+        watchers=[
+            AssetWatcher(
+                name=f"{source.name}_changes_watcher",
+                trigger=MessageQueueTrigger(
+                    scheme="redis+pubsub",
+                    channels=[source.events.channel],
+                    redis_conn_id=EVENTS_CONN_ID,
+                    poll_interval=1,
+                ),
+            )
+        ],
+    )
+    return AssetOrTimeSchedule(timetable=interval, assets=changes)
 
 
 def _build(source: Source):
@@ -26,7 +63,7 @@ def _build(source: Source):
     @dag(
         dag_id=f"extract_{source.name}",
         description=f"{source.label}: land {source.description}",
-        schedule=source.schedule,
+        schedule=_schedule(source),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
@@ -40,22 +77,37 @@ def _build(source: Source):
         for entity in source.entities:
 
             @task(task_id=f"extract_{entity.name}", pool=source.pool or "default_pool")
-            def extract(entity_name: str = entity.name) -> dict:
+            def extract(
+                entity_name: str = entity.name, dag_run=None, data_interval_start=None, data_interval_end=None
+            ):
                 from airflow.sdk import BaseHook
 
-                from include.config import libpq_url
+                from include.config import WAREHOUSE_CONN_ID, libpq_url
+
+                entity = source.entity(entity_name)
+                warehouse = libpq_url(BaseHook.get_connection(WAREHOUSE_CONN_ID).get_uri())
+                if source.kind == "files":
+                    from include.extract.file_drops import extract_files
+
+                    return extract_files(source, entity, warehouse, run_id=dag_run.run_id).as_dict()
+
                 from include.extract.runner import extract_entity
 
-                warehouse = libpq_url(BaseHook.get_connection(WAREHOUSE_CONN_ID).get_uri())
-                kwargs: dict = {}
-                if source.kind == "http":
-                    conn = BaseHook.get_connection(source.conn_id)
-                    scheme = conn.schema or "http"
-                    kwargs = {"base_url": f"{scheme}://{conn.host}:{conn.port}", "token": conn.password}
-                elif source.kind == "database":
-                    kwargs = {"source_db_url": libpq_url(BaseHook.get_connection(source.conn_id).get_uri())}
-                result = extract_entity(source, source.entity(entity_name), warehouse, **kwargs)
-                return result.as_dict()
+                backfill = str(dag_run.run_type).lower().endswith("backfill")
+                kwargs = {
+                    "run_id": dag_run.run_id,
+                    "interval": (data_interval_start, data_interval_end) if backfill else None,
+                }
+                if source.kind == "database":
+                    db = libpq_url(BaseHook.get_connection(source.conn_id).get_uri())
+                    return extract_entity(source, entity, warehouse, source_db_url=db, **kwargs).as_dict()
+                from airflow.providers.http.hooks.http import HttpHook
+
+                from include.extract.http_api import HookSession
+
+                token = BaseHook.get_connection(source.conn_id).password
+                with HookSession(HttpHook(method="GET", http_conn_id=source.conn_id), token) as client:
+                    return extract_entity(source, entity, warehouse, client=client, **kwargs).as_dict()
 
             extracted.append(extract())
 

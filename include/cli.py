@@ -85,6 +85,7 @@ def project_env(warehouse_url: str) -> dict[str, str]:
     erp_url = os.environ.get(ERP_URL_ENV) or wh.with_dbname("erp_sandbox").url
     token = sandbox_token()
     home = airflow_home()
+    redis_url = os.environ.get("C360_REDIS_URL", "redis://127.0.0.1:6379/0")
     env = dict(os.environ)
     env.update(
         {
@@ -114,6 +115,9 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
             "NO_PROXY": "*",
             f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": _pg_conn(warehouse_url),
+            # change events (AssetWatcher on redis+pubsub); the sandbox publishes there too
+            "AIRFLOW_CONN_C360_EVENTS": redis_url,
+            "C360_SANDBOX_REDIS_URL": redis_url,
         }
     )
     for source in load_sources():

@@ -39,6 +39,10 @@ class Pagination(_Strict):
     page_size: int = Field(gt=0, le=10_000)
 
 
+class Events(_Strict):
+    channel: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+
+
 class Entity(_Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     key: str
@@ -53,11 +57,15 @@ class Entity(_Strict):
     # file sources
     file_glob: str | None = None
     column_map: dict[str, list[str]] | None = None
+    #: A record with none of these fields filled identifies nobody: it is quarantined.
+    required_any: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _key_is_a_field(self) -> Entity:
         if self.key not in self.fields:
             raise ValueError(f"entity {self.name}: key {self.key!r} is not in its fields")
+        if not set(self.required_any) <= set(self.fields):
+            raise ValueError(f"entity {self.name}: required_any names fields it does not have")
         if self.sync_mode == "incremental" and not self.updated_at:
             raise ValueError(f"entity {self.name}: incremental sync needs an updated_at field")
         return self
@@ -69,12 +77,13 @@ class Source(_Strict):
     kind: Literal["http", "database", "files"]
     description: str
     owner: str
-    schedule: str
+    schedule: str = Field(pattern=r"^\S+ \S+ \S+ \S+ \S+$", description="cron expression")
     freshness: Freshness
     entities: list[Entity] = Field(min_length=1)
     conn_id: str | None = None
     pool: str | None = None
     pagination: Pagination | None = None
+    events: Events | None = None
     schema_: str | None = Field(default=None, alias="schema")
     landing_dir: str | None = None
     #: Time zone of the source's timestamps that carry no offset (people's spreadsheets, old ERPs).

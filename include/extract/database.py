@@ -18,14 +18,20 @@ def fetch_chunks(
     *,
     updated_at: str | None,
     since: datetime | None,
+    until: datetime | None = None,
     chunk_size: int = 5_000,
 ) -> Iterator[list[dict[str, Any]]]:
     """Yield rows as dicts, ``chunk_size`` at a time; memory stays bounded by one chunk."""
     query = sql.SQL("select * from {}").format(sql.Identifier(schema, table))
-    params: tuple[Any, ...] = ()
+    conditions, params = [], []
     if updated_at and since is not None:
-        query += sql.SQL(" where {} >= %s").format(sql.Identifier(updated_at))
-        params = (since,)
+        conditions.append(sql.SQL("{} >= %s").format(sql.Identifier(updated_at)))
+        params.append(since)
+    if updated_at and until is not None:
+        conditions.append(sql.SQL("{} < %s").format(sql.Identifier(updated_at)))
+        params.append(until)
+    if conditions:
+        query += sql.SQL(" where ") + sql.SQL(" and ").join(conditions)
     if updated_at:
         query += sql.SQL(" order by {}").format(sql.Identifier(updated_at))
     with psycopg.connect(source_url) as conn:

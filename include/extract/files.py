@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import fnmatch
 import hashlib
-import io
 import re
 import shutil
 import unicodedata
@@ -59,34 +58,71 @@ def _decode(data: bytes) -> str:
         return data.decode("gb18030")
 
 
-def _rows(path: Path) -> Iterator[list[Any]]:
+# Lines longer than csv's default 128 KB limit are read whole, so landing can quarantine the
+# row with its reason (oversized field) instead of the reader dying on it.
+csv.field_size_limit(64 * 1024 * 1024)
+
+
+def _rows(path: Path) -> Iterator[tuple[list[Any], str, str | None]]:
+    """Yield (cells, raw text, parse error) per row; XLSX rows' raw text is their cells joined."""
     if path.suffix.lower() == ".xlsx":
         workbook = load_workbook(path, read_only=True, data_only=True)
         try:
             for row in workbook.worksheets[0].iter_rows(values_only=True):
-                yield list(row)
+                cells = list(row)
+                yield cells, ",".join("" if c is None else str(c) for c in cells), None
         finally:
             workbook.close()
-    else:
-        yield from csv.reader(io.StringIO(_decode(path.read_bytes()), newline=""))
+        return
+    lines = _decode(path.read_bytes()).splitlines(keepends=True)
+    reader = csv.reader(iter(lines))
+    consumed = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raw = "".join(lines[consumed : reader.line_num])
+            consumed = reader.line_num
+            yield [], raw, f"unreadable CSV row: {exc}"
+            continue
+        raw = "".join(lines[consumed : reader.line_num])
+        consumed = reader.line_num
+        yield cells, raw, None
 
 
-def read_lead_file(path: Path, column_map: dict[str, list[str]]) -> Iterator[dict[str, Any]]:
-    """Yield one record per non-empty data row, keyed ``<sha256[:16]>:<row number>``."""
+def read_lead_file(
+    path: Path, column_map: dict[str, list[str]], rejects: list[tuple[str | None, str, str]] | None = None
+) -> Iterator[dict[str, Any]]:
+    """Yield one record per non-empty data row, keyed ``<sha256[:16]>:<row number>``.
+
+    Rows the reader cannot take apart (broken quoting, more or fewer cells than the header)
+    are appended to ``rejects`` as ``(lead id, raw text, reason)`` instead.
+    """
     sha = file_sha256(path)[:16]
     rows = _rows(path)
-    headers = next(rows, None)
-    if headers is None:
+    first = next(rows, None)
+    if first is None:
         return
-    mapping = header_mapping([str(h) if h is not None else "" for h in headers], column_map)
-    for number, row in enumerate(rows, start=1):
-        if not any(cell not in (None, "") for cell in row):
+    headers = [str(h) if h is not None else "" for h in first[0]]
+    mapping = header_mapping(headers, column_map)
+    width = len(headers)
+    for number, (row, raw, problem) in enumerate(rows, start=1):
+        if not problem and not any(cell not in (None, "") for cell in row):
+            continue
+        lead_id = f"{sha}:{number}"
+        if not problem and path.suffix.lower() != ".xlsx" and len(row) != width:
+            problem = f"broken row: {len(row)} cells where the header has {width} (quoting or delimiters)"
+        if problem:
+            if rejects is not None:
+                rejects.append((lead_id, f"{path.name} row {number}: {raw}", problem))
             continue
         record: dict[str, Any] = {
             field: (None if i >= len(row) or row[i] in (None, "") else str(row[i]).strip())
             for i, field in mapping.items()
         }
-        record.update(lead_id=f"{sha}:{number}", source_file=path.name, source_row=number)
+        record.update(lead_id=lead_id, source_file=path.name, source_row=number)
         yield record
 
 

@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import requests
 from tenacity import RetryCallState, retry, retry_if_exception, stop_after_attempt
 
 from include.registry import Pagination
@@ -26,7 +27,9 @@ class RetryableHTTPError(Exception):
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, (RetryableHTTPError, httpx.TransportError))
+    return isinstance(
+        exc, (RetryableHTTPError, httpx.TransportError, requests.ConnectionError, requests.Timeout)
+    )
 
 
 def _wait(state: RetryCallState) -> float:
@@ -54,6 +57,8 @@ def request_json(
     response = client.request(method, path, params=params, json=json, headers=headers)
     if response.status_code in RETRYABLE_STATUS:
         raise RetryableHTTPError(response)
+    if response.status_code == 400:
+        raise ValueError(f"{response.request.url} rejected the request: {response.text[:500]}")
     if response.status_code == 401:
         raise PermissionError(
             f"{response.request.url} refused the token (401); check the Airflow connection's password"
@@ -73,40 +78,110 @@ def make_client(base_url: str, token: str | None, timeout: float = 30.0) -> http
     return httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
 
+class HookSession:
+    """The HTTP provider's ``HttpHook`` session, shaped like an ``httpx.Client`` for :func:`request_json`.
+
+    The hook brings the connection (host, port, scheme, extra headers); the bearer token is the
+    connection's password.
+    """
+
+    def __init__(self, hook: Any, token: str | None, timeout: float = 30.0):
+        self._session = hook.get_conn()
+        self._base = hook.base_url.rstrip("/")
+        self._timeout = timeout
+        if token:
+            self._session.headers["Authorization"] = f"Bearer {token}"
+        self._session.headers["Accept"] = "application/json"
+
+    def request(self, method: str, path: str, *, params=None, json=None, headers=None):
+        return self._session.request(
+            method, self._base + path, params=params, json=json, headers=headers, timeout=self._timeout
+        )
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> HookSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _first_updated(records: list[dict[str, Any]], updated_at: str | None) -> datetime | None:
+    if not records or not updated_at or not records[0].get(updated_at):
+        return None
+    return datetime.fromisoformat(str(records[0][updated_at]).replace("Z", "+00:00"))
+
+
 def fetch_pages(
-    client: httpx.Client, path: str, pagination: Pagination, since: datetime | None
-) -> Iterator[list[dict[str, Any]]]:
-    """Yield one list of records per page, oldest changes first."""
+    client: Any,
+    path: str,
+    pagination: Pagination,
+    since: datetime | None,
+    *,
+    resume: dict[str, Any] | None = None,
+    until: datetime | None = None,
+    updated_at: str | None = None,
+) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+    """Yield ``(records, resume_token)`` per page, oldest changes first.
+
+    ``resume_token`` is what :func:`fetch_pages` takes as ``resume`` to carry on after that page
+    (``None`` after the last page). With ``until``, records changed at or after it are dropped
+    and paging stops once a page starts past it (the APIs order by their updated-at field).
+    """
     since_iso = since.isoformat() if since else None
     size = pagination.page_size
+    resume = resume or {}
+
+    def bounded(records: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], bool]:
+        if until is None or not updated_at:
+            return records, False
+        kept = [
+            r
+            for r in records
+            if r.get(updated_at) is None
+            or datetime.fromisoformat(str(r[updated_at]).replace("Z", "+00:00")) < until
+        ]
+        first = _first_updated(records, updated_at)
+        return kept, len(kept) < len(records) or (first is not None and first >= until)
+
     if pagination.style == "cursor":
-        cursor = None
+        cursor = resume.get("cursor")
         while True:
             body = _get(client, path, {"updated_since": since_iso, "page_size": size, "cursor": cursor})
-            yield body["data"]
             cursor = body.get("next_cursor")
-            if not cursor:
+            records, past_until = bounded(body["data"])
+            done = not cursor or past_until
+            yield records, None if done else {"cursor": cursor}
+            if done:
                 return
     elif pagination.style == "page":
-        page = 1
+        page = resume.get("page", 1)
         while True:
             body = _get(client, path, {"modified_after": since_iso, "page": page, "per_page": size})
-            items = body["items"]
-            yield items
-            if not items or page * body["per_page"] >= body["total"]:
+            records, past_until = bounded(body["items"])
+            done = not body["items"] or page * body["per_page"] >= body["total"] or past_until
+            yield records, None if done else {"page": page + 1}
+            if done:
                 return
             page += 1
     elif pagination.style == "offset":
-        params: dict[str, Any] = {"since": since_iso, "offset": 0, "limit": size}
-        next_path: str | None = path
+        if resume.get("next"):
+            link = httpx.URL(resume["next"])
+            next_path, params = link.path, dict(link.params)
+        else:
+            next_path, params = path, {"since": since_iso, "offset": 0, "limit": size}
         while next_path:
             body = _get(client, next_path, params)
-            yield body["results"]
-            next_path = body.get("next")
-            if next_path:
-                # The link carries the query; pass it as params (httpx drops a URL's own query
-                # when params are given as well).
-                link = httpx.URL(next_path)
-                next_path, params = link.path, dict(link.params)
+            records, past_until = bounded(body["results"])
+            link_text = None if past_until else body.get("next")
+            yield records, {"next": link_text} if link_text else None
+            if not link_text:
+                return
+            # The link carries the query; pass it as params (httpx drops a URL's own query
+            # when params are given as well).
+            link = httpx.URL(link_text)
+            next_path, params = link.path, dict(link.params)
     else:  # pragma: no cover - the registry's schema allows only the styles above
         raise ValueError(f"unknown pagination style {pagination.style!r}")

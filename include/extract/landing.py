@@ -31,9 +31,12 @@ RAW_COLUMNS_DDL = """
     _record_id text not null,
     _content_hash text not null,
     _source_updated_at timestamptz,
+    _deleted boolean not null default false,
     payload jsonb not null
 """
-RAW_DDL = "create table if not exists {table} (" + RAW_COLUMNS_DDL + ")"
+RAW_DDL = (
+    "create table if not exists {table} (_seq bigint generated always as identity, " + RAW_COLUMNS_DDL + ")"
+)
 RAW_COLUMNS = (
     "_batch_id",
     "_loaded_at",
@@ -41,8 +44,16 @@ RAW_COLUMNS = (
     "_record_id",
     "_content_hash",
     "_source_updated_at",
+    "_deleted",
     "payload",
 )
+
+#: A field longer than this (characters) is not a customer attribute but a broken export or an
+#: attack; the row is quarantined instead of bloating every downstream model.
+MAX_FIELD_CHARS = 65_536
+#: Above this share of bad rows (with at least MIN_ROWS_FOR_RATIO rows) a batch is rejected whole.
+MAX_BAD_RATIO = 0.5
+MIN_ROWS_FOR_RATIO = 10
 
 OPS_DDL = f"""
 create schema if not exists {OPS_SCHEMA};
@@ -66,6 +77,52 @@ create table if not exists {OPS_SCHEMA}.extract_state (
     high_water_mark timestamptz not null,
     updated_at timestamptz not null default now(),
     primary key (source, entity)
+);
+create table if not exists {OPS_SCHEMA}.extract_runs (
+    run_id text not null,
+    source text not null,
+    entity text not null,
+    sync_mode text not null,
+    window_start timestamptz,
+    window_end timestamptz,
+    rows_read integer not null default 0,
+    rows_landed integer not null default 0,
+    rows_duplicate integer not null default 0,
+    rows_quarantined integer not null default 0,
+    rows_deleted integer not null default 0,
+    new_fields text[] not null default '{{}}',
+    missing_fields text[] not null default '{{}}',
+    started_at timestamptz not null,
+    finished_at timestamptz,
+    duration_s numeric,
+    status text not null check (status in ('running', 'success', 'failed', 'rejected')),
+    error text,
+    primary key (run_id, source, entity)
+);
+create table if not exists {OPS_SCHEMA}.extract_checkpoints (
+    run_id text not null,
+    source text not null,
+    entity text not null,
+    resume_token jsonb not null,
+    pages_committed integer not null,
+    updated_at timestamptz not null default now(),
+    primary key (run_id, source, entity)
+);
+create table if not exists {OPS_SCHEMA}.full_sync_seen (
+    run_id text not null,
+    source text not null,
+    entity text not null,
+    record_id text not null,
+    primary key (run_id, source, entity, record_id)
+);
+create table if not exists {OPS_SCHEMA}.loaded_files (
+    source text not null,
+    sha256 text not null,
+    file_name text not null,
+    rows_read integer not null,
+    rows_landed integer not null,
+    loaded_at timestamptz not null default now(),
+    primary key (source, sha256)
 );
 create table if not exists {OPS_SCHEMA}.quarantine (
     quarantined_at timestamptz not null default now(),
@@ -144,30 +201,89 @@ class LandingResult:
     inserted: int = 0
     duplicates: int = 0
     quarantined: int = 0
+    deleted: int = 0
     high_water_mark: datetime | None = None
     reasons: dict[str, int] = field(default_factory=dict)
+    fields_seen: set[str] = field(default_factory=set)
+
+    def observe_fields(self, record: dict[str, Any]) -> None:
+        self.fields_seen.update(record)
+
+    def drift(self, expected: list[str]) -> tuple[list[str], list[str]]:
+        """(fields the source sent that the registry does not list, listed fields it never sent)."""
+        if not self.fields_seen:
+            return [], []
+        return sorted(self.fields_seen - set(expected)), sorted(set(expected) - self.fields_seen)
 
     def as_dict(self) -> dict[str, Any]:
-        out = dict(self.__dict__)
+        out = {k: v for k, v in self.__dict__.items() if k != "fields_seen"}
         out["high_water_mark"] = self.high_water_mark.isoformat() if self.high_water_mark else None
         return out
 
 
+class BatchRejected(Exception):
+    """Most of a batch is bad: nothing of it lands, and the run fails loudly."""
+
+
 def ensure_raw_table(conn: psycopg.Connection, schema: str, table: str) -> None:
+    """Create (or bring up to date) the raw table and the ``ops`` tables."""
     conn.execute(OPS_DDL)
     conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(schema)))
     target = sql.Identifier(schema, table)
     conn.execute(sql.SQL(RAW_DDL).format(table=target))
+    # Tables made by an earlier version of this module: add what it did not have.
     conn.execute(
-        sql.SQL("create unique index if not exists {} on {} (_record_id, _content_hash)").format(
-            sql.Identifier(f"{table}_record_content_uq"), target
+        sql.SQL("alter table {} add column if not exists _deleted boolean not null default false").format(
+            target
         )
     )
     conn.execute(
-        sql.SQL("create index if not exists {} on {} (_loaded_at)").format(
-            sql.Identifier(f"{table}_loaded_at_ix"), target
+        sql.SQL("alter table {} add column if not exists _seq bigint generated always as identity").format(
+            target
         )
     )
+    conn.execute(
+        sql.SQL("drop index if exists {}").format(sql.Identifier(schema, f"{table}_record_content_uq"))
+    )
+    for suffix, columns in (
+        ("record_content_ix", "_record_id, _content_hash"),
+        ("record_seq_ix", "_record_id, _seq desc"),
+        ("loaded_at_ix", "_loaded_at"),
+    ):
+        conn.execute(
+            sql.SQL("create index if not exists {} on {} ({})").format(
+                sql.Identifier(f"{table}_{suffix}"), target, sql.SQL(columns)
+            )
+        )
+
+
+def _clip(raw: str, limit: int = 10_000) -> str:
+    """Quarantine keeps enough of a bad row to see what was wrong, not a 10 MB field."""
+    return raw if len(raw) <= limit else f"{raw[:limit]}... [{len(raw) - limit:,} more characters]"
+
+
+def _lock_table(cur: psycopg.Cursor, schema: str, table: str) -> None:
+    """Serialise loaders of one raw table until commit, so the dedupe below cannot race."""
+    cur.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{schema}.{table}",))
+
+
+def _check_record(
+    record: dict[str, Any], key: str, updated_at: str | None, required_any: tuple[str, ...], tz: tzinfo
+) -> tuple[str | None, datetime | None]:
+    """(reason it is bad or None, its parsed updated-at)."""
+    if record.get(key) in (None, ""):
+        return f"missing key field {key!r}", None
+    for name, value in record.items():
+        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+            return f"oversized field {name!r}: {len(value):,} characters (limit {MAX_FIELD_CHARS:,})", None
+    if required_any and all(record.get(f) in (None, "") for f in required_any):
+        return f"no identifying field: all of {', '.join(required_any)} are empty", None
+    if not updated_at:
+        return None, None
+    try:
+        return None, parse_timestamp(record.get(updated_at), tz)
+    except ValueError:
+        return f"unparseable {updated_at!r}: {str(record.get(updated_at))[:100]!r}", None
 
 
 def land_records(
@@ -181,42 +297,63 @@ def land_records(
     batch_id: str,
     result: LandingResult | None = None,
     tz: tzinfo = UTC,
+    required_any: tuple[str, ...] = (),
+    rejects: Iterable[tuple[str | None, str, str]] = (),
+    seen_run_id: str | None = None,
 ) -> LandingResult:
     """COPY one chunk of records into ``raw_<source>.<entity>`` inside the caller's transaction.
 
-    Records without their natural key, or whose updated-at cannot be parsed, go to
-    ``ops.quarantine`` with the reason; the rest of the chunk still lands.
+    A record lands when its content differs from every version landed since its last
+    tombstone: re-running a window, a retried task or a page delivered twice land nothing.
+    Bad records (no key, oversized field, unparseable updated-at, no identifying field) go to
+    ``ops.quarantine`` with the reason and the raw text; the good ones still land, unless most
+    of the chunk is bad: then :class:`BatchRejected` is raised and the caller rolls back.
+    ``rejects`` are rows the reader could not even parse: ``(record_id, raw text, reason)``.
+    ``seen_run_id`` records every key read (full syncs use it to find deleted records).
     """
     result = result or LandingResult(source=source, entity=entity, batch_id=batch_id)
     schema = f"raw_{source}"
     loaded_at = datetime.now(UTC)
     good: list[tuple[Any, ...]] = []
-    bad: list[tuple[Any, ...]] = []
+    bad: list[tuple[Any, ...]] = [
+        (batch_id, source, entity, rid, _clip(raw), why) for rid, raw, why in rejects
+    ]
+    for why in (b[-1] for b in bad):
+        kind = why.split(":")[0]
+        result.reasons[kind] = result.reasons.get(kind, 0) + 1
     for record in records:
-        result.received += 1
         payload = canonical_json(record)
+        result.observe_fields(record)
+        reason, source_updated_at = _check_record(record, key, updated_at, required_any, tz)
         record_id = record.get(key)
-        reason = None
-        source_updated_at = None
-        if record_id in (None, ""):
-            reason = f"missing key field {key!r}"
-        elif updated_at:
-            try:
-                source_updated_at = parse_timestamp(record.get(updated_at), tz)
-            except ValueError:
-                reason = f"unparseable {updated_at!r}: {record.get(updated_at)!r}"
         if reason:
-            bad.append(
-                (batch_id, source, entity, None if record_id is None else str(record_id), payload, reason)
-            )
-            result.reasons[reason.split(":")[0]] = result.reasons.get(reason.split(":")[0], 0) + 1
+            rid = None if record_id in (None, "") else str(record_id)
+            bad.append((batch_id, source, entity, rid, _clip(payload), reason))
+            kind = reason.split(":")[0]
+            result.reasons[kind] = result.reasons.get(kind, 0) + 1
             continue
         if source_updated_at and (
             result.high_water_mark is None or source_updated_at > result.high_water_mark
         ):
             result.high_water_mark = source_updated_at
         good.append(
-            (batch_id, loaded_at, source, str(record_id), content_hash(payload), source_updated_at, payload)
+            (
+                batch_id,
+                loaded_at,
+                source,
+                str(record_id),
+                content_hash(payload),
+                source_updated_at,
+                False,
+                payload,
+            )
+        )
+    received = len(good) + len(bad)
+    result.received += received
+    if received >= MIN_ROWS_FOR_RATIO and len(bad) / received > MAX_BAD_RATIO:
+        raise BatchRejected(
+            f"{source}.{entity}: {len(bad)} of {received} rows are bad ({dict(result.reasons)}); "
+            "nothing of this batch was landed"
         )
 
     with conn.cursor() as cur:
@@ -237,27 +374,71 @@ def land_records(
             )
         )
         cur.execute("truncate _landing")
-        with cur.copy(
-            sql.SQL("copy _landing ({}) from stdin").format(
-                sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))
-            )
-        ) as copy:
+        cols = sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))
+        with cur.copy(sql.SQL("copy _landing ({}) from stdin").format(cols)) as copy:
             for row in good:
                 copy.write_row(row)
+        if seen_run_id:
+            cur.execute(
+                f"insert into {OPS_SCHEMA}.full_sync_seen (run_id, source, entity, record_id) "
+                "select distinct %s, %s, %s, _record_id from _landing on conflict do nothing",
+                (seen_run_id, source, entity),
+            )
+        _lock_table(cur, schema, entity)
+        target = sql.Identifier(schema, entity)
         cur.execute(
             sql.SQL(
-                "insert into {} ({cols}) "
-                "select distinct on (_record_id, _content_hash) {cols} from _landing "
-                "order by _record_id, _content_hash "
-                "on conflict (_record_id, _content_hash) do nothing"
+                "insert into {target} ({cols}) "
+                "select distinct on (l._record_id, l._content_hash) {lcols} from _landing l "
+                "where not exists ("
+                "  select 1 from {target} r where r._record_id = l._record_id "
+                "  and r._content_hash = l._content_hash "
+                "  and r._seq > coalesce((select max(d._seq) from {target} d"
+                "    where d._record_id = l._record_id and d._deleted), 0)"
+                ") order by l._record_id, l._content_hash"
             ).format(
-                sql.Identifier(schema, entity), cols=sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))
+                target=target,
+                cols=cols,
+                lcols=sql.SQL(", ").join(sql.Identifier("l", c) for c in RAW_COLUMNS),
             )
         )
         inserted = cur.rowcount
     result.inserted += inserted
     result.duplicates += len(good) - inserted
     return result
+
+
+def land_tombstones(
+    conn: psycopg.Connection, *, source: str, entity: str, key: str, run_id: str, batch_id: str
+) -> int:
+    """After a complete full read: a tombstone for every live record the read did not see.
+
+    Never drops anything: the record's history stays, its newest row says it is gone.
+    """
+    schema = f"raw_{source}"
+    target = sql.Identifier(schema, entity)
+    with conn.cursor() as cur:
+        _lock_table(cur, schema, entity)
+        cur.execute(
+            sql.SQL(
+                "insert into {target} (_batch_id, _loaded_at, _source, _record_id, _content_hash, "
+                "  _source_updated_at, _deleted, payload) "
+                "select %(batch)s::text, now(), %(source)s::text, live._record_id, md5('deleted:' || live._record_id), "
+                "  now(), true, jsonb_build_object(%(key)s::text, live._record_id, '_deleted', true) "
+                "from (select distinct on (_record_id) _record_id, _deleted from {target} "
+                "      order by _record_id, _seq desc) live "
+                "where not live._deleted and not exists ("
+                "  select 1 from {ops}.full_sync_seen s where s.run_id = %(run)s and s.source = %(source)s "
+                "  and s.entity = %(entity)s and s.record_id = live._record_id)"
+            ).format(target=target, ops=sql.Identifier(OPS_SCHEMA)),
+            {"batch": batch_id, "source": source, "key": key, "run": run_id, "entity": entity},
+        )
+        deleted = cur.rowcount
+        cur.execute(
+            f"delete from {OPS_SCHEMA}.full_sync_seen where run_id = %s and source = %s and entity = %s",
+            (run_id, source, entity),
+        )
+    return deleted
 
 
 def read_high_water_mark(conn: psycopg.Connection, source: str, entity: str) -> datetime | None:
@@ -276,25 +457,28 @@ def record_batch(
     sync_mode: str,
     started_at: datetime,
     advance_cursor: bool,
+    log: bool = True,
 ) -> None:
-    """Log the batch and, for incremental loads, advance the cursor in the same transaction."""
-    conn.execute(
-        f"insert into {OPS_SCHEMA}.load_batches (batch_id, source, entity, sync_mode, started_at, "
-        "finished_at, received, inserted, duplicates, quarantined, high_water_mark) "
-        "values (%s, %s, %s, %s, %s, now(), %s, %s, %s, %s, %s) on conflict do nothing",
-        (
-            result.batch_id,
-            result.source,
-            result.entity,
-            sync_mode,
-            started_at,
-            result.received,
-            result.inserted,
-            result.duplicates,
-            result.quarantined,
-            result.high_water_mark,
-        ),
-    )
+    """Log the batch (``log``) and, for incremental loads, advance the cursor, in the caller's
+    transaction: the cursor never runs ahead of the data it covers."""
+    if log:
+        conn.execute(
+            f"insert into {OPS_SCHEMA}.load_batches (batch_id, source, entity, sync_mode, started_at, "
+            "finished_at, received, inserted, duplicates, quarantined, high_water_mark) "
+            "values (%s, %s, %s, %s, %s, now(), %s, %s, %s, %s, %s) on conflict do nothing",
+            (
+                result.batch_id,
+                result.source,
+                result.entity,
+                sync_mode,
+                started_at,
+                result.received,
+                result.inserted,
+                result.duplicates,
+                result.quarantined,
+                result.high_water_mark,
+            ),
+        )
     if advance_cursor and result.high_water_mark is not None:
         conn.execute(
             f"insert into {OPS_SCHEMA}.extract_state (source, entity, high_water_mark) values (%s, %s, %s) "

@@ -33,7 +33,7 @@ def base_url(world):
 def test_every_record_exactly_once_across_small_pages(world, base_url, source, entity):
     small = Pagination(style=source.pagination.style, page_size=37)
     with http_api.make_client(base_url, TOKEN) as client:
-        pages = list(http_api.fetch_pages(client, entity.path, small, since=None))
+        pages = [records for records, _ in http_api.fetch_pages(client, entity.path, small, since=None)]
     keys = [r[entity.key] for page in pages for r in page]
     stored = _stored(world, source, entity)
     assert len(pages) >= len(stored) // 37
@@ -48,7 +48,8 @@ def test_since_returns_only_later_changes(world, base_url, source_name):
     parsed = sorted(datetime.fromisoformat(v.replace("Z", "+00:00")) for v in stored.values())
     cut = parsed[len(parsed) * 3 // 4]
     with http_api.make_client(base_url, TOKEN) as client:
-        got = [r for page in http_api.fetch_pages(client, entity.path, source.pagination, cut) for r in page]
+        pages = http_api.fetch_pages(client, entity.path, source.pagination, cut)
+        got = [r for page, _ in pages for r in page]
     expected = (
         sum(1 for t in parsed if t >= cut)
         if source.pagination.style != "page"
@@ -72,22 +73,23 @@ def test_rate_limited_server_is_retried_until_complete(world):
         http_api.make_client(url, TOKEN) as client,
     ):
         small = Pagination(style="cursor", page_size=max(1, len(stored) // 40))
-        keys = [
-            r["id"] for page in http_api.fetch_pages(client, "/crm/v1/contacts", small, None) for r in page
-        ]
+        pages = http_api.fetch_pages(client, "/crm/v1/contacts", small, None)
+        keys = [r["id"] for page, _ in pages for r in page]
     assert sorted(keys) == sorted(stored)
 
 
 def test_incremental_extract_lands_everything_then_nothing_new(world, base_url, fresh_db):
     crm = next(s for s in load_sources() if s.name == "crm")
     accounts = crm.entity("accounts")
-    first = extract_entity(crm, accounts, fresh_db.url, base_url=base_url, token=TOKEN)
+    with http_api.make_client(base_url, TOKEN) as client:
+        first = extract_entity(crm, accounts, fresh_db.url, client=client)
     stored = _stored(world, crm, accounts)
     assert (first.received, first.inserted) == (len(stored), len(stored))
     assert first.high_water_mark == max(
         datetime.fromisoformat(v.replace("Z", "+00:00")) for v in stored.values()
     )
-    second = extract_entity(crm, accounts, fresh_db.url, base_url=base_url, token=TOKEN)
+    with http_api.make_client(base_url, TOKEN) as client:
+        second = extract_entity(crm, accounts, fresh_db.url, client=client)
     assert second.inserted == 0
     assert 0 < second.received < len(stored)  # only the overlap window is re-read
     with psycopg.connect(fresh_db.url) as conn:

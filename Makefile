@@ -32,8 +32,8 @@ down: $(STAMP)  ## stop Airflow, the sandbox and the embedded PostgreSQL
 docs: $(STAMP)  ## build the dbt docs (data dictionary) and serve them on :8081
 	$(PY) -m include.cli docs
 
-bench: $(STAMP)
-	$(PY) -m include.cli bench
+bench: $(STAMP)  ## benchmarks (figures, not tests); BENCH_ARGS="--records 200000" for a quick run
+	$(PY) -m include.cli bench $(BENCH_ARGS)
 
 env: $(STAMP)  ## eval "$$(make -s env)" to get the same environment in your shell
 	@$(PY) -m include.cli env

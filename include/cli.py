@@ -247,6 +247,13 @@ def docs(args: argparse.Namespace) -> int:
     return subprocess.run([*cmd, "--no-browser"], env=env, cwd=PROJECT_ROOT).returncode
 
 
+def bench(args: argparse.Namespace) -> int:
+    """Benchmarks print figures (see benchmarks/README.md); extra arguments go to benchmarks.run."""
+    env = setup(with_airflow=False)
+    cmd = [PY, "-m", "benchmarks.run", *args.bench_args]
+    return subprocess.run(cmd, env=env, cwd=PROJECT_ROOT).returncode
+
+
 def _pidfile() -> Path:
     return airflow_home() / "standalone.pid"
 
@@ -327,6 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop Airflow, the sandbox and the embedded PostgreSQL").set_defaults(
         func=down
     )
+    p = sub.add_parser("bench", help="run the benchmarks and print their figures")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=bench)
     sub.add_parser("docs", help="build the dbt docs and serve them on :8081").set_defaults(func=docs)
     sub.add_parser("env", help="print export lines for this environment").set_defaults(func=env_cmd)
     args = parser.parse_args(argv)

@@ -34,9 +34,13 @@
 
 {#- The latest landed version of each record: newest source update first, then newest load. -#}
 {% macro latest_record_version(cte_name) -%}
-    select distinct on (_record_id) *
-    from {{ cte_name }}
-    order by _record_id, _source_updated_at desc nulls last, _loaded_at desc
+    select * from (
+        select distinct on (_record_id) *
+        from {{ cte_name }}
+        order by _record_id, _source_updated_at desc nulls last, _loaded_at desc
+    ) as latest_versions
+    {#- a tombstone (full sync found the record gone) as the latest version: the record is deleted #}
+    where _deleted is not true
 {%- endmacro %}
 
 {#- Rank of a source system for one survivorship attribute group (var `survivorship`). -#}

@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 import yaml
 
+from include.extract.landing import ensure_raw_table
+
 REGISTRY_PATH = Path(__file__).resolve().parents[2] / "include" / "registry" / "sources.yaml"
 
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -471,16 +473,10 @@ def _parse_ts(value: Any) -> datetime | None:
 
 
 def create_raw_tables(conn: psycopg.Connection, registry: dict[str, Any]) -> None:
-    """One `raw_<source>.<entity>` table per registry entity, as the landing contract defines it."""
+    """One `raw_<source>.<entity>` table per registry entity, made by the extractors' own DDL."""
     for source in registry["sources"]:
-        conn.execute(f'create schema if not exists "raw_{source["name"]}"')
         for entity in source["entities"]:
-            conn.execute(
-                f'create table "raw_{source["name"]}"."{entity["name"]}" ('
-                "_batch_id text not null, _loaded_at timestamptz not null, _source text not null, "
-                "_record_id text not null, _content_hash text not null, _source_updated_at timestamptz, "
-                "payload jsonb not null)"
-            )
+            ensure_raw_table(conn, f"raw_{source['name']}", entity["name"])
 
 
 def load_fixture(conn: psycopg.Connection, registry: dict[str, Any]) -> int:
@@ -494,7 +490,8 @@ def load_fixture(conn: psycopg.Connection, registry: dict[str, Any]) -> int:
             canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False)
             loaded_at += timedelta(minutes=1)
             conn.execute(
-                f'insert into "raw_{source}"."{entity_name}" values (%s, %s, %s, %s, %s, %s, %s::jsonb)',
+                f'insert into "raw_{source}"."{entity_name}" (_batch_id, _loaded_at, _source, _record_id, '
+                "_content_hash, _source_updated_at, payload) values (%s, %s, %s, %s, %s, %s, %s::jsonb)",
                 (
                     "fixture-batch-1",
                     loaded_at,

@@ -378,6 +378,9 @@ def land_records(
         with cur.copy(sql.SQL("copy _landing ({}) from stdin").format(cols)) as copy:
             for row in good:
                 copy.write_row(row)
+        # Temp tables have no statistics: without them the planner takes the chunk for a big table
+        # and hash-joins the whole raw table for every chunk (quadratic over a full load).
+        cur.execute("analyze _landing")
         if seen_run_id:
             cur.execute(
                 f"insert into {OPS_SCHEMA}.full_sync_seen (run_id, source, entity, record_id) "
@@ -419,11 +422,15 @@ def land_tombstones(
     target = sql.Identifier(schema, entity)
     with conn.cursor() as cur:
         _lock_table(cur, schema, entity)
+        # Fresh statistics: the seen-keys table was filled in this very run.
+        cur.execute(f"analyze {OPS_SCHEMA}.full_sync_seen")
+        cur.execute(sql.SQL("analyze {}").format(target))
         cur.execute(
             sql.SQL(
                 "insert into {target} (_batch_id, _loaded_at, _source, _record_id, _content_hash, "
                 "  _source_updated_at, _deleted, payload) "
-                "select %(batch)s::text, now(), %(source)s::text, live._record_id, md5('deleted:' || live._record_id), "
+                "select %(batch)s::text, now(), %(source)s::text, live._record_id, "
+                "  md5('deleted:' || live._record_id), "
                 "  now(), true, jsonb_build_object(%(key)s::text, live._record_id, '_deleted', true) "
                 "from (select distinct on (_record_id) _record_id, _deleted from {target} "
                 "      order by _record_id, _seq desc) live "

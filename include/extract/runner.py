@@ -117,9 +117,9 @@ def extract_entity(
             if mode == "full":
                 result.deleted = _tombstones(conn, source, entity, run_id, batch_id, result)
             _clear_checkpoint(conn, run_id, source, entity)
-            record_batch(
-                conn, result, sync_mode=mode, started_at=started, advance_cursor=mode == "incremental"
-            )
+            # A full refresh of an incremental entity read everything: its cursor may move too.
+            advance = entity.sync_mode == "incremental" and interval is None
+            record_batch(conn, result, sync_mode=mode, started_at=started, advance_cursor=advance)
             _finish_run(conn, run_id, result, entity, "success", None)
             conn.commit()
         except Exception as exc:

@@ -1,0 +1,153 @@
+"""Run the benchmarks and print a table of figures; also write them to ``benchmarks/out/latest.json``.
+
+    C360_WAREHOUSE_URL=postgresql://postgres@127.0.0.1:5432/postgres python -m benchmarks.run
+    python -m benchmarks.run --records 50000 --only landing,dag_parse
+
+Figures are printed, never asserted: they depend on the machine and on whatever else runs on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from benchmarks import dag_parse, incremental, landing, memory
+from benchmarks.common import Result, Workspace, say, server_from_env
+
+OUT_DIR = Path(__file__).resolve().parent / "out"
+
+BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result]] = {
+    "landing": lambda ws, args: landing.run(ws, args.records, args.chunk_size),
+    "incremental": lambda ws, args: incremental.run(ws, args.records),
+    "memory": lambda ws, args: memory.run(ws, args.records),
+    "dag_parse": lambda ws, args: dag_parse.run(ws, args.dag_parse_runs),
+}
+
+
+def _names(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown benchmark(s) {unknown}; choose from {list(BENCHMARKS)}")
+    return names
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "-"
+    if unit == "rows/s":
+        return f"{value:,.0f} rows/s"
+    if unit == "%":
+        return f"{value:.2%}"
+    if unit == "x":
+        return f"{value:.2f} x"
+    if unit == "MB":
+        return f"{value:,.0f} MB"
+    return f"{value:.3f} {unit}"
+
+
+def table(results: list[Result], failures: dict[str, str]) -> str:
+    header = ("benchmark", "figure", "baseline", "ratio", "target", "met?")
+    rows = [
+        (
+            r.name,
+            _fmt(r.figure, r.unit),
+            f"{_fmt(r.baseline, r.unit)} ({r.baseline_label})" if r.baseline is not None else "-",
+            _fmt(r.ratio, r.ratio_unit),
+            r.target,
+            {True: "yes", False: "NO", None: "-"}[r.met],
+        )
+        for r in results
+    ]
+    rows += [(name, "FAILED", "-", "-", "-", "-") for name in failures]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--records", type=int, default=1_000_000, help="N for landing, incremental and memory (1000000)"
+    )
+    parser.add_argument(
+        "--only", type=_names, default=list(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}"
+    )
+    parser.add_argument(
+        "--chunk-size", type=int, default=None, help="landing chunk (default: the registry's CRM page size)"
+    )
+    parser.add_argument("--dag-parse-runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    if args.records < 1:
+        parser.error("--records must be at least 1")
+
+    server = server_from_env()
+    ws = Workspace(server)
+    started_at = datetime.now(UTC)
+    load_before = os.getloadavg()
+    run_info = {
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "records": args.records,
+        "benchmarks": args.only,
+        "server": f"{server.host}:{server.port}",
+        "postgres": ws.server_version(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "load_avg_1_5_15_before": [round(x, 2) for x in load_before],
+    }
+    say(
+        f"{args.records:,} records; PostgreSQL {run_info['postgres']} at {run_info['server']}; "
+        f"{os.cpu_count()} CPUs, load average {load_before[0]:.2f} "
+        "(other work on this machine skews every figure)"
+    )
+    results: list[Result] = []
+    failures: dict[str, str] = {}
+    t0 = time.monotonic()
+    try:
+        for name in args.only:
+            try:
+                results.append(BENCHMARKS[name](ws, args))
+            except Exception as exc:  # one broken benchmark should not hide the others' figures
+                traceback.print_exc()
+                failures[name] = f"{type(exc).__name__}: {exc}"
+    finally:
+        ws.close()
+    load_after = os.getloadavg()
+    run_info["load_avg_1_5_15_after"] = [round(x, 2) for x in load_after]
+    run_info["duration_s"] = round(time.monotonic() - t0, 1)
+
+    print()
+    print(f"Customer 360 Sync benchmarks: N = {args.records:,}, {run_info['started_at']}")
+    print(table(results, failures))
+    print()
+    for r in results:
+        print(f"{r.name}: {json.dumps(r.details, ensure_ascii=False)}")
+    print()
+    print(
+        f"Machine: {os.cpu_count()} CPUs shared with other work (load average {load_before[0]:.2f} before, "
+        f"{load_after[0]:.2f} after); client and PostgreSQL on the same host. Figures vary run to run."
+    )
+
+    OUT_DIR.mkdir(exist_ok=True)
+    out = OUT_DIR / "latest.json"
+    payload = {
+        "run": run_info,
+        "results": [r.__dict__ for r in results],
+        "failures": failures,
+    }
+    out.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"Figures written to {out}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

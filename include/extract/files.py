@@ -58,9 +58,18 @@ def _decode(data: bytes) -> str:
         return data.decode("gb18030")
 
 
-# Lines longer than csv's default 128 KB limit are read whole, so landing can quarantine the
-# row with its reason (oversized field) instead of the reader dying on it.
-csv.field_size_limit(64 * 1024 * 1024)
+#: Fields longer than csv's default 128 K limit are read whole, so landing can quarantine the row
+#: with its reason (oversized field) instead of the reader dying on it.
+CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+
+def _next_row(reader) -> list[str]:
+    """``next(reader)`` with the larger field limit; csv's limit is process-wide, so put it back."""
+    previous = csv.field_size_limit(CSV_FIELD_LIMIT)
+    try:
+        return next(reader)
+    finally:
+        csv.field_size_limit(previous)
 
 
 def _rows(path: Path) -> Iterator[tuple[list[Any], str, str | None]]:
@@ -79,7 +88,7 @@ def _rows(path: Path) -> Iterator[tuple[list[Any], str, str | None]]:
     consumed = 0
     while True:
         try:
-            cells = next(reader)
+            cells = _next_row(reader)
         except StopIteration:
             return
         except csv.Error as exc:

@@ -1,4 +1,4 @@
-"""``python -m include.sandbox``: generate, tick, and run the sandbox HTTP server."""
+"""``python -m include.sandbox``: generate, tick, drift, bad files, and run the sandbox HTTP server."""
 
 from __future__ import annotations
 
@@ -73,6 +73,43 @@ def cmd_tick(args: argparse.Namespace) -> int:
     counts = tick(args.step, seed=args.seed)
     print(f"Tick {args.step}: edited {counts.pop('edited_system')}")
     _print_counts(counts)
+    return 0
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from include.sandbox import drift  # noqa: PLC0415
+
+    try:
+        current = drift.read_drift()
+        for spec in args.add_field:
+            current = drift.add_field(spec)
+        for spec in args.drop_field:
+            current = drift.drop_field(spec)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not current:
+        print("No schema drift: every entity serves its registry fields")
+    for table, d in sorted(current.items()):
+        print(
+            f"{table}: added {', '.join(d.added) or '-'}; dropped {', '.join(d.dropped) or '-'}"
+            " (served from the next request on)"
+        )
+    return 0
+
+
+def cmd_bad_files(args: argparse.Namespace) -> int:
+    from include.sandbox.bad_files import expectations_json, write_bad_files  # noqa: PLC0415
+
+    expectations = write_bad_files(args.into)
+    width = max(map(len, expectations))
+    print(f"Wrote {len(expectations)} files into {args.into}:")
+    for name, e in expectations.items():
+        issue = f"  [{e.file_issue}]" if e.file_issue else ""
+        print(f"  {name:<{width}}  rows {e.rows:>3}  good {e.good:>3}  bad {e.bad:>3}{issue}")
+    if args.expectations:
+        args.expectations.write_text(expectations_json(expectations) + "\n", encoding="utf-8")
+        print(f"Expectations: {args.expectations}")
     return 0
 
 
@@ -178,6 +215,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--step", type=int, required=True)
     p.add_argument("--seed", type=int, default=None, help="default: the seed of the last generate")
     p.set_defaults(func=cmd_tick)
+    p = sub.add_parser(
+        "drift",
+        help="change what the API serves for an entity: add or drop a field (no option: show the drift)",
+    )
+    p.add_argument(
+        "--add-field",
+        action="append",
+        default=[],
+        metavar="SYSTEM.ENTITY.FIELD",
+        help="e.g. oa.customer_archive.wechat_id",
+    )
+    p.add_argument(
+        "--drop-field",
+        action="append",
+        default=[],
+        metavar="SYSTEM.ENTITY.FIELD",
+        help="e.g. oa.customer_archive.legal_rep",
+    )
+    p.set_defaults(func=cmd_drift)
+    p = sub.add_parser("bad-files", help="write the quarantine corpus of bad marketing files into a folder")
+    p.add_argument(
+        "--into", type=Path, required=True, help="folder to write the files into (created if missing)"
+    )
+    p.add_argument("--expectations", type=Path, default=None, help="also write the expectations as JSON here")
+    p.set_defaults(func=cmd_bad_files)
     for name, func, text in (
         ("serve", cmd_serve, "run the HTTP server in the foreground (127.0.0.1)"),
         ("start", cmd_start, "run the HTTP server in the background and wait until it answers"),

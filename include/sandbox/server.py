@@ -6,6 +6,11 @@ file the generator writes; every record is the stored row, with the registry's f
 
 Auth: ``Authorization: Bearer <C360_SANDBOX_TOKEN>`` on every route except ``/health``.
 Rate limit: ``C360_SANDBOX_RATE_LIMIT`` requests/second per system (token bucket; unset = off).
+Faults: ``C360_SANDBOX_FAULTS`` or ``PUT /_admin/faults`` inject 500s, 429s and slow answers into
+list requests (see :mod:`include.sandbox.faults`).
+Schema drift recorded in ``state.json`` changes the served records (see :mod:`include.sandbox.drift`).
+Change events: with ``C360_SANDBOX_REDIS_URL`` set, bulk-upsert publishes the changed account ids
+to Redis (see :mod:`include.sandbox.events`).
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Reques
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
-from include.sandbox import phones, stores
+from include.sandbox import drift, phones, stores
+from include.sandbox.events import ChangePublisher
+from include.sandbox.faults import FaultConfig, FaultInjector
 
 TOKEN_ENV = "C360_SANDBOX_TOKEN"
 RATE_LIMIT_ENV = "C360_SANDBOX_RATE_LIMIT"
@@ -100,6 +107,13 @@ class Health(BaseModel):
     tables: dict[str, int]
 
 
+class FaultStatus(BaseModel):
+    config: FaultConfig
+    active: bool
+    requests: int = Field(description="List requests drawn since the last configuration")
+    injected: dict[str, int] = Field(description="Faults injected since then, per kind")
+
+
 # --- helpers -------------------------------------------------------------------------------------------
 class TokenBucket:
     """``rate`` requests/second with a burst of ``rate``; thread-safe."""
@@ -163,9 +177,17 @@ def _decode_cursor(cursor: str) -> tuple[str, str]:
 
 
 def create_app(
-    token: str | None = None, db_path: Path | None = None, rate_limit: float | None = None
+    token: str | None = None,
+    db_path: Path | None = None,
+    rate_limit: float | None = None,
+    faults: FaultConfig | None = None,
+    redis_url: str | None = None,
 ) -> FastAPI:
-    """The app; ``token`` and ``rate_limit`` default to their environment variables."""
+    """The app; ``token``, ``rate_limit``, ``faults`` and ``redis_url`` default to their environment
+    variables (pass ``FaultConfig()`` for no faults whatever the environment says).
+
+    Drift is read from ``state.json`` next to ``db_path`` (the sandbox folder).
+    """
     token = token or os.environ.get(TOKEN_ENV)
     if not token:
         raise RuntimeError(
@@ -177,6 +199,9 @@ def create_app(
     tables = stores.app_tables()
     buckets = {s: TokenBucket(rate_limit) for s in ("crm", "oa", "callcenter")} if rate_limit else {}
     local = threading.local()
+    injector = FaultInjector(faults if faults is not None else FaultConfig.from_env())
+    drift_watch = drift.DriftWatcher(db_path.parent / "state.json")
+    publisher = ChangePublisher(redis_url) if redis_url else ChangePublisher.from_env()
 
     def db() -> sqlite3.Connection:
         conn = getattr(local, "conn", None)
@@ -208,6 +233,38 @@ def create_app(
 
         return Depends(check)
 
+    def inject_fault() -> None:
+        """Runs after auth on list requests only: one draw of the fault sequence per request."""
+        outcome = injector.draw()
+        if outcome is None:
+            return
+        config = injector.config
+        if outcome == "timeout":
+            time.sleep(config.sleep)  # then answer normally: the client decides whether to wait
+            return
+        if outcome == "429":
+            raise HTTPException(
+                429,
+                "injected fault: too many requests; retry after the Retry-After seconds",
+                headers={"Retry-After": f"{config.retry_after:g}", "X-Sandbox-Fault": "429"},
+            )
+        raise HTTPException(
+            500, "injected fault: internal server error; retry later", headers={"X-Sandbox-Fault": "500"}
+        )
+
+    def served(
+        table: stores.AppTable, body: dict[str, Any], records_key: str
+    ) -> dict[str, Any] | JSONResponse:
+        """The body as the (possibly drifted) source serves it.
+
+        Drifted records are returned as a plain JSONResponse, because the response model (the
+        registry's contract) would put dropped fields back as null and strip added ones.
+        """
+        table_drift = drift_watch.current().get(table.table)
+        if not table_drift:
+            return body
+        return JSONResponse(body | {records_key: drift.apply(table, body[records_key], table_drift)})
+
     app = FastAPI(
         title="Customer 360 source-system sandbox",
         version="1.0",
@@ -219,7 +276,7 @@ def create_app(
                 "name": "callcenter",
                 "description": "呼叫中心: callers, tickets, contact changes (offset/limit).",
             },
-            {"name": "ops", "description": "Liveness."},
+            {"name": "ops", "description": "Liveness, and the fault switch for tests."},
         ],
     )
 
@@ -227,7 +284,9 @@ def create_app(
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse(
             {
-                "error": {401: "unauthorized", 429: "rate_limited"}.get(exc.status_code, "bad_request"),
+                "error": {401: "unauthorized", 429: "rate_limited", 500: "internal_error"}.get(
+                    exc.status_code, "bad_request"
+                ),
                 "detail": exc.detail,
             },
             status_code=exc.status_code,
@@ -240,6 +299,28 @@ def create_app(
         return Health(
             status="ok", tables={t: conn.execute(f"select count(*) from {t}").fetchone()[0] for t in tables}
         )
+
+    @app.get(
+        "/_admin/faults",
+        tags=["ops"],
+        summary="The current fault configuration and what it injected",
+        response_model=FaultStatus,
+        dependencies=[guard("admin")],
+    )
+    def get_faults() -> dict[str, Any]:
+        return injector.status()
+
+    @app.put(
+        "/_admin/faults",
+        tags=["ops"],
+        summary="Replace the fault configuration (restarts the seeded sequence)",
+        description="Send `{}` or all probabilities 0 to turn faults off.",
+        response_model=FaultStatus,
+        dependencies=[guard("admin")],
+    )
+    def put_faults(config: Annotated[FaultConfig, Body()]) -> dict[str, Any]:
+        injector.configure(config)
+        return injector.status()
 
     # CRM ----------------------------------------------------------------------------------------------
     def crm_list(table: stores.AppTable):
@@ -263,7 +344,7 @@ def create_app(
             rows = rows[:page_size]
             last = rows[-1] if rows else None
             next_cursor = _encode_cursor(last[table.updated_at], last[table.key]) if more and last else None
-            return {"data": rows, "next_cursor": next_cursor}
+            return served(table, {"data": rows, "next_cursor": next_cursor}, "data")
 
         return endpoint
 
@@ -275,7 +356,7 @@ def create_app(
             response_model=CrmPage[record_model(t)],
             summary=f"List CRM {entity}",
             description=f"Keyset pagination ordered by (updated_at, {t.key}). Fields: {', '.join(t.fields)}.",
-            dependencies=[guard("crm")],
+            dependencies=[guard("crm"), Depends(inject_fault)],
             name=f"crm_{entity}",
         )(crm_list(t))
 
@@ -292,7 +373,8 @@ def create_app(
         rows = _rows(db(), accounts, "where id = ?", [account_id], 1)
         if not rows:
             raise HTTPException(404, f"no CRM account with id {account_id!r}")
-        return rows[0]
+        table_drift = drift_watch.current().get(accounts.table)
+        return JSONResponse(drift.apply(accounts, rows, table_drift)[0]) if table_drift else rows[0]
 
     @app.post(
         accounts.path + "/bulk-upsert",
@@ -310,11 +392,14 @@ def create_app(
         x_actor: Annotated[str | None, Header(description="Who is writing (stored in updated_by)")] = None,
     ) -> UpsertResponse:
         conn = db()
-        now = stores.crm_ts(datetime.now(UTC))
+        moment = datetime.now(UTC).replace(microsecond=0)
+        now = stores.crm_ts(moment)
         results = []
         for record in body.records:
             results.append(_upsert_one(conn, record, now, x_actor or "api"))
         conn.commit()
+        changed = [r.id for r in results if r.status in ("created", "updated")]
+        publisher.publish("crm", "accounts", changed, moment)
         return UpsertResponse(results=results)
 
     # OA -----------------------------------------------------------------------------------------------
@@ -330,7 +415,7 @@ def create_app(
             where, args = (f"where {table.updated_at} > ?", [since]) if since else ("", [])
             total = db().execute(f"select count(*) from {table.table} {where}", args).fetchone()[0]
             rows = _rows(db(), table, where, args, per_page, (page - 1) * per_page)
-            return {"items": rows, "page": page, "per_page": per_page, "total": total}
+            return served(table, {"items": rows, "page": page, "per_page": per_page, "total": total}, "items")
 
         return endpoint
 
@@ -342,7 +427,7 @@ def create_app(
             response_model=OaPage[record_model(t)],
             summary=f"List OA {entity.replace('_', ' ')}",
             description=f"Page-number pagination by (updated_at, {t.key}). Fields: {', '.join(t.fields)}.",
-            dependencies=[guard("oa")],
+            dependencies=[guard("oa"), Depends(inject_fault)],
             name=f"oa_{entity}",
         )(oa_list(t))
 
@@ -360,7 +445,7 @@ def create_app(
             if len(rows) > limit:
                 query = {"offset": offset + limit, "limit": limit} | ({"since": since} if since else {})
                 nxt = f"{table.path}?{urlencode(query)}"
-            return {"results": rows[:limit], "next": nxt}
+            return served(table, {"results": rows[:limit], "next": nxt}, "results")
 
         return endpoint
 
@@ -372,7 +457,7 @@ def create_app(
             response_model=CcPage[record_model(t)],
             summary=f"List call-center {entity.replace('_', ' ')}",
             description=f"Offset pagination by ({t.updated_at}, {t.key}). Fields: {', '.join(t.fields)}.",
-            dependencies=[guard("callcenter")],
+            dependencies=[guard("callcenter"), Depends(inject_fault)],
             name=f"callcenter_{entity}",
         )(cc_list(t))
 

@@ -9,7 +9,11 @@ Each tick:
   finance a contact number, legal an archive's email),
 - books new ERP orders and invoice payments, opens and closes call-center tickets,
 - drops a new marketing lead file,
-- appends the ground truth (new customers, new links, and every edit in ``changes.csv``).
+- purges a few OA customer archives (with their contract approvals) and a few other approvals:
+  OA is synced in full, so only a full sync notices a record is gone,
+- appends the ground truth (new customers, new links, and every edit and delete in ``changes.csv``),
+- publishes change events for the CRM and call-center records it created or changed (when
+  ``C360_SANDBOX_REDIS_URL`` is set; see :mod:`include.sandbox.events`).
 """
 
 from __future__ import annotations
@@ -24,13 +28,15 @@ import psycopg
 
 from include import config
 from include.sandbox import phones, stores
+from include.sandbox.changes import CHANGE_COLUMNS, append_changes, purge
+from include.sandbox.events import EVENT_SOURCES, ChangePublisher
 from include.sandbox.generator import flush, marketing_dir
 from include.sandbox.marketing import FORMATS, Campaign, write_campaign_file
 from include.sandbox.records import Batch, Projector, Sequences
 from include.sandbox.world import CustomerFactory, Vocabulary, customer_from_row, customer_row
 
 EDITABLE_SYSTEMS = ("crm", "erp", "oa", "callcenter")
-CHANGE_COLUMNS = ("changed_at", "source_system", "entity", "source_record_id", "field", "new_value")
+__all__ = ["CHANGE_COLUMNS", "tick"]
 
 
 def _pick(rng: random.Random, keys: list[str], k: int) -> list[str]:
@@ -104,28 +110,28 @@ def tick(step: int, seed: int | None = None, erp_url: str | None = None, now: da
             )
             projector.cc_change(rng, key, "phone", old, new, now, batch)
             projector.cc_ticket(rng, key, now, batch, category="contact_change")
-            changes.append((now.isoformat(), "callcenter", "callers", key, "phone", new))
+            changes.append((now.isoformat(), "callcenter", "callers", key, "phone", new, "update"))
         elif system == "crm":
             new = factory.personal_email(rng)
             apps.execute(
                 "update crm_accounts set email = ?, updated_at = ?, updated_by = ? where id = ?",
                 (new, stores.crm_ts(now), rng.choice(vocab.user_names), key),
             )
-            changes.append((now.isoformat(), "crm", "accounts", key, "email", new))
+            changes.append((now.isoformat(), "crm", "accounts", key, "email", new, "update"))
         elif system == "oa":
             new = factory.personal_email(rng)
             apps.execute(
                 "update oa_customer_archive set contact_email = ?, updated_at = ? where archive_id = ?",
                 (new, stores.oa_ts(now), key),
             )
-            changes.append((now.isoformat(), "oa", "customer_archive", key, "contact_email", new))
+            changes.append((now.isoformat(), "oa", "customer_archive", key, "contact_email", new, "update"))
         else:
             new = phones.format_mobile(phones.make_mobile(rng), "dashes")
             erp.execute(
                 "update erp.customer_master set contact_tel = %s, modified_time = %s where cust_no = %s",
                 (new, now, key),
             )
-            changes.append((now.isoformat(), "erp", "customer_master", key, "contact_tel", new))
+            changes.append((now.isoformat(), "erp", "customer_master", key, "contact_tel", new, "update"))
     counts[f"edited_{system}"] = len(changes)
 
     # Day-to-day business: orders, payments, tickets.
@@ -157,6 +163,47 @@ def tick(step: int, seed: int | None = None, erp_url: str | None = None, now: da
     )
     counts["callcenter_tickets_closed"] = len(closing)
 
+    # Purges in OA, from their own generator so the rest of the tick is what it was before purges.
+    purge_rng = random.Random(f"{seed}:tick:{step}:purge")
+    n_purge = max(1, scale // 1000)
+    edited = {c[3] for c in changes} if system == "oa" else set()
+    archives = sorted(_pick(purge_rng, [k for k in keys["oa"] if k not in edited], n_purge))
+    tables = stores.app_tables()
+    cascade = []
+    if archives:
+        marks = ", ".join("?" * len(archives))
+        cascade = [
+            r[0]
+            for r in apps.execute(
+                f"select approval_id from oa_contract_approvals where archive_id in ({marks})"
+                " order by approval_id",
+                archives,
+            )
+        ]
+    cascaded = set(cascade)
+    others = [
+        r[0]
+        for r in apps.execute("select approval_id from oa_contract_approvals order by approval_id")
+        if r[0] not in cascaded
+    ]
+    approvals = cascade + sorted(_pick(purge_rng, others, n_purge))
+    deletes = purge(apps, tables["oa_customer_archive"], archives, now)
+    deletes += purge(apps, tables["oa_contract_approvals"], approvals, now)
+    counts["oa_customer_archive_deleted"] = len(archives)
+    counts["oa_contract_approvals_deleted"] = len(approvals)
+
+    # Change events: every CRM and call-center record this tick created or changed.
+    events: dict[tuple[str, str], list[str]] = {}
+    for table_name, rows in batch.apps.items():
+        table = tables[table_name]
+        if table.system in EVENT_SOURCES:
+            position = table.fields.index(table.key)
+            events.setdefault((table.system, table.entity), []).extend(r[position] for r in rows)
+    for change in changes:
+        if change[1] in EVENT_SOURCES:
+            events.setdefault((change[1], change[2]), []).append(change[3])
+    events.setdefault(("callcenter", "tickets"), []).extend(closing)
+
     with (
         open(truth / "customers.csv", "a", newline="", encoding="utf-8") as cf,
         open(truth / "links.csv", "a", newline="", encoding="utf-8") as lf,
@@ -169,17 +216,16 @@ def tick(step: int, seed: int | None = None, erp_url: str | None = None, now: da
             leads = write_campaign_file(rng, campaign, marketing_dir())
             links.writerows(("marketing", "leads", lead_id, tc) for lead_id, tc in leads)
             counts["marketing_leads"] = len(leads)
-    changes_path = truth / "changes.csv"
-    new_file = not changes_path.exists()
-    with open(changes_path, "a", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        if new_file:
-            writer.writerow(CHANGE_COLUMNS)
-        writer.writerows(changes)
+    append_changes([*changes, *deletes])
     apps.commit()
     erp.commit()
     apps.close()
     erp.close()
+    # After the commit, so a consumer woken by the event reads the change.
+    publisher = ChangePublisher.from_env()
+    for (source, entity), ids in sorted(events.items()):
+        publisher.publish(source, entity, sorted(set(ids)), now)
+    publisher.close()
     counts["new_customers"] = len(new_customers)
     state.update(
         next_customer=state["next_customer"] + n_new,

@@ -99,3 +99,23 @@ def test_incremental_extract_lands_everything_then_nothing_new(world, base_url, 
         landed = conn.execute("select count(*), count(distinct _record_id) from raw_crm.accounts").fetchone()
     assert cursor[0] == first.high_water_mark.astimezone(UTC)
     assert landed == (len(stored), len(stored))
+
+
+def test_nothing_is_lost_when_the_api_fails_times_out_and_throttles(world, fresh_db):
+    from include.sandbox.faults import FaultConfig
+    from tests.include.sandbox.serving import sandbox_app, serve_app
+
+    registered = next(s for s in load_sources() if s.name == "callcenter")
+    callcenter = registered.model_copy(update={"pagination": Pagination(style="offset", page_size=60)})
+    tickets = callcenter.entity("tickets")
+    stored = _stored(world, callcenter, tickets)
+    faults = FaultConfig.parse("500:0.12,429:0.12,timeout:0.06,seed:5,retry_after:0.1,sleep:1.5")
+    app = sandbox_app(world.data_dir / "sandbox" / "apps.sqlite", faults=faults)
+    with serve_app(app) as url, http_api.make_client(url, TOKEN, timeout=0.5) as client:
+        result = extract_entity(callcenter, tickets, fresh_db.url, client=client)
+        injected = client.get("/_admin/faults").json()["injected"]
+    assert injected["500"] > 0 and injected["429"] > 0 and injected["timeout"] > 0
+    assert (result.received, result.inserted) == (len(stored), len(stored))
+    with psycopg.connect(fresh_db.url) as conn:
+        landed = {r[0] for r in conn.execute("select _record_id from raw_callcenter.tickets")}
+    assert landed == set(stored)

@@ -13,6 +13,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -133,6 +134,12 @@ def start_embedded() -> str:
             ]
         )
     if not embedded_running():
+        if _port_taken(embedded_port()):
+            raise RuntimeError(
+                f"127.0.0.1:{embedded_port()} is already taken (another PostgreSQL, or the embedded one of "
+                f"another checkout). Set {EMBEDDED_PORT_ENV} to a free port, or {WAREHOUSE_URL_ENV} to use "
+                "that server."
+            )
         log = base / "server.log"
         _run(
             [
@@ -151,6 +158,11 @@ def start_embedded() -> str:
         )
     _wait_until_accepting(embedded_url("postgres"))
     return embedded_url()
+
+
+def _port_taken(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def stop_embedded() -> bool:

@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from include.config import PgUrl
+from include.sandbox.faults import FaultConfig
 from include.sandbox.generator import generate
 from include.sandbox.server import create_app
 from tests.conftest import create_database, drop_database
@@ -53,11 +55,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def sandbox_app(
+    db_path: Path,
+    faults: FaultConfig | None = None,
+    redis_url: str | None = None,
+    rate_limit: float | None = None,
+) -> FastAPI:
+    """The sandbox app over ``db_path``; faults off unless given, whatever the environment says."""
+    return create_app(
+        token=TOKEN,
+        db_path=db_path,
+        rate_limit=rate_limit,
+        faults=faults or FaultConfig(),
+        redis_url=redis_url,
+    )
+
+
 @contextlib.contextmanager
-def serve(db_path: Path, rate_limit: float | None = None) -> Iterator[str]:
-    """Run the real app under uvicorn in a thread on a free loopback port; yields its base URL."""
+def serve_app(app: FastAPI) -> Iterator[str]:
+    """Run ``app`` under uvicorn in a thread on a free loopback port; yields its base URL."""
     port = free_port()
-    app = create_app(token=TOKEN, db_path=db_path, rate_limit=rate_limit)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -71,6 +88,11 @@ def serve(db_path: Path, rate_limit: float | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def serve(db_path: Path, rate_limit: float | None = None):
+    """The real sandbox server over ``db_path`` (no injected faults); a context manager yielding its URL."""
+    return serve_app(sandbox_app(db_path, rate_limit=rate_limit))
 
 
 @pytest.fixture(scope="module")

@@ -103,7 +103,7 @@ def test_incremental_extract_lands_everything_then_nothing_new(world, base_url, 
 
 def test_nothing_is_lost_when_the_api_fails_times_out_and_throttles(world, fresh_db):
     from include.sandbox.faults import FaultConfig
-    from tests.include.sandbox.serving import sandbox_app, serve_app
+    from tests.include.conftest import sandbox_app, serve_app
 
     registered = next(s for s in load_sources() if s.name == "callcenter")
     callcenter = registered.model_copy(update={"pagination": Pagination(style="offset", page_size=60)})

@@ -18,9 +18,8 @@ from include.sandbox.changes import CHANGE_COLUMNS, append_changes, delete_recor
 from include.sandbox.events import CHANNELS
 from include.sandbox.generator import generate
 from include.sandbox.tick import tick
-from tests.include.conftest import AS_OF, TOKEN, use_data_dir
+from tests.include.conftest import AS_OF, TOKEN, sandbox_app, serve_app, use_data_dir
 from tests.include.sandbox.helpers import app_rows, read_csv
-from tests.include.sandbox.serving import sandbox_app, serve_app
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NOW = datetime(2026, 1, 2, 9, 30, 0, tzinfo=UTC)

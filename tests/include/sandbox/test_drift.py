@@ -14,9 +14,8 @@ import pytest
 from include.config import PROJECT_ROOT
 from include.sandbox import drift
 from include.sandbox.stores import app_tables
-from tests.include.conftest import TOKEN, World
+from tests.include.conftest import TOKEN, World, sandbox_app, serve_app
 from tests.include.sandbox.helpers import app_rows
-from tests.include.sandbox.serving import sandbox_app, serve_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 

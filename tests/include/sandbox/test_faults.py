@@ -10,9 +10,8 @@ import pytest
 from include.sandbox.faults import FaultConfig
 from include.sandbox.server import create_app
 from include.sandbox.stores import app_tables
-from tests.include.conftest import TOKEN, World
+from tests.include.conftest import TOKEN, World, sandbox_app, serve_app
 from tests.include.sandbox.helpers import app_rows
-from tests.include.sandbox.serving import sandbox_app, serve_app
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LIST_PATHS = [t.path for t in app_tables().values()]

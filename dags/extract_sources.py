@@ -82,10 +82,10 @@ def _build(source: Source):
             ):
                 from airflow.sdk import BaseHook
 
-                from include.config import WAREHOUSE_CONN_ID, libpq_url
+                from include.config import WAREHOUSE_CONN_ID, connection_url
 
                 entity = source.entity(entity_name)
-                warehouse = libpq_url(BaseHook.get_connection(WAREHOUSE_CONN_ID).get_uri())
+                warehouse = connection_url(WAREHOUSE_CONN_ID)
                 if source.kind == "files":
                     from include.extract.file_drops import extract_files
 
@@ -99,7 +99,7 @@ def _build(source: Source):
                     "interval": (data_interval_start, data_interval_end) if backfill else None,
                 }
                 if source.kind == "database":
-                    db = libpq_url(BaseHook.get_connection(source.conn_id).get_uri())
+                    db = connection_url(source.conn_id)
                     return extract_entity(source, entity, warehouse, source_db_url=db, **kwargs).as_dict()
                 from airflow.providers.http.hooks.http import HttpHook
 

@@ -31,13 +31,12 @@ def monitor_freshness():
     @task
     def check_sources() -> list[str]:
         import psycopg
-        from airflow.sdk import BaseHook
 
-        from include.config import libpq_url
+        from include.config import connection_url
         from include.monitoring.freshness import check_freshness
         from include.registry import load_sources
 
-        warehouse = libpq_url(BaseHook.get_connection(WAREHOUSE_CONN_ID).get_uri())
+        warehouse = connection_url(WAREHOUSE_CONN_ID)
         with psycopg.connect(warehouse) as conn:
             results = check_freshness(conn, load_sources())
         stale = [r.describe() for r in results if r.status == "error"]

@@ -39,12 +39,12 @@ def push_crm():
         import psycopg
         from airflow.sdk import BaseHook
 
-        from include.config import libpq_url
+        from include.config import connection_url
         from include.extract.http_api import make_client
         from include.push.crm import push_crm_accounts
 
         api = BaseHook.get_connection(CRM.conn_id)
-        warehouse = libpq_url(BaseHook.get_connection(WAREHOUSE_CONN_ID).get_uri())
+        warehouse = connection_url(WAREHOUSE_CONN_ID)
         with (
             psycopg.connect(warehouse) as conn,
             make_client(f"{api.schema or 'http'}://{api.host}:{api.port}", api.password) as client,

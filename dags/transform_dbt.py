@@ -62,11 +62,10 @@ def dbt_customer_360():
         """Every model and test upstream passed: tell the push and BI DAGs the marts are fresh,
         with their row counts on the Asset events."""
         import psycopg
-        from airflow.sdk import BaseHook
 
-        from include.config import WAREHOUSE_CONN_ID, libpq_url
+        from include.config import WAREHOUSE_CONN_ID, connection_url
 
-        with psycopg.connect(libpq_url(BaseHook.get_connection(WAREHOUSE_CONN_ID).get_uri())) as conn:
+        with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
             counts = {
                 asset.name: conn.execute(f"select count(*) from {asset.name}").fetchone()[0]
                 for asset in (DIM_CUSTOMER, CUSTOMER_CROSSWALK)

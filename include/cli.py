@@ -29,6 +29,7 @@ from include.config import (
     WAREHOUSE_URL_ENV,
     PgUrl,
     data_dir,
+    erp_url,
     sandbox_dir,
     sandbox_port,
 )
@@ -82,7 +83,7 @@ def _pg_conn(url: str) -> str:
 def project_env(warehouse_url: str) -> dict[str, str]:
     """Environment for Airflow, dbt and the sandbox, derived from the warehouse URL."""
     wh = PgUrl.parse(warehouse_url)
-    erp_url = os.environ.get(ERP_URL_ENV) or wh.with_dbname("erp_sandbox").url
+    erp = erp_url(warehouse_url)
     token = sandbox_token()
     home = airflow_home()
     redis_url = os.environ.get("C360_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -90,7 +91,7 @@ def project_env(warehouse_url: str) -> dict[str, str]:
     env.update(
         {
             WAREHOUSE_URL_ENV: warehouse_url,
-            ERP_URL_ENV: erp_url,
+            ERP_URL_ENV: erp,
             "C360_SANDBOX_TOKEN": token,
             "PYTHONPATH": str(PROJECT_ROOT),
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
@@ -132,7 +133,7 @@ def project_env(warehouse_url: str) -> dict[str, str]:
                 }
             )
         elif source.kind == "database":
-            env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = _pg_conn(erp_url)
+            env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = _pg_conn(erp)
     return env
 
 

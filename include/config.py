@@ -93,12 +93,23 @@ def warehouse_url() -> str:
     return url
 
 
-def erp_url() -> str:
-    return os.environ.get(ERP_URL_ENV) or PgUrl.parse(warehouse_url()).with_dbname("erp_sandbox").url
+def erp_url(warehouse: str | None = None) -> str:
+    """``C360_ERP_URL``, else database ``erp_sandbox`` on the warehouse's server."""
+    return (
+        os.environ.get(ERP_URL_ENV)
+        or PgUrl.parse(warehouse or warehouse_url()).with_dbname("erp_sandbox").url
+    )
 
 
 #: Airflow connection ids the DAGs resolve at run time.
 WAREHOUSE_CONN_ID = "c360_warehouse"
+
+
+def connection_url(conn_id: str) -> str:
+    """A postgres Airflow connection as a libpq URL. Call it in tasks only: it reads the connection."""
+    from airflow.sdk import BaseHook
+
+    return libpq_url(BaseHook.get_connection(conn_id).get_uri())
 
 
 def libpq_url(airflow_uri: str) -> str:

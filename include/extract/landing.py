@@ -449,7 +449,7 @@ def land_tombstones(
 
 
 def read_high_water_mark(conn: psycopg.Connection, source: str, entity: str) -> datetime | None:
-    conn.execute(OPS_DDL)
+    """The stored cursor (``ensure_raw_table`` has made the ops tables)."""
     row = conn.execute(
         f"select high_water_mark from {OPS_SCHEMA}.extract_state where source = %s and entity = %s",
         (source, entity),

@@ -9,7 +9,8 @@ Sync modes (the registry's ``sync_mode``, per entity):
   for a backfill, exactly the run's data interval. Each page is committed with its share of the
   cursor, so a retry resumes where the last one stopped.
 - **full**: read everything; records the source no longer has get a tombstone row once the
-  read is complete. A retry of the same run resumes from its last committed page.
+  read is complete. A retry of the same run resumes from its last committed page (HTTP
+  sources); a database source is re-read, the keys already seen being kept for the tombstones.
 
 Every run of every entity leaves a row in ``ops.extract_runs`` (mode, window, counts, schema
 drift, duration, status and error).

@@ -93,14 +93,11 @@ def check_freshness(
                     r.entity,
                     r.last_loaded_at,
                     None if r.age is None else round(r.age.total_seconds() / 3600, 3),
-                    source_hours[0],
-                    source_hours[1],
+                    r.warn_after // timedelta(hours=1),
+                    r.error_after // timedelta(hours=1),
                     r.status,
                 )
                 for r in results
-                for source_hours in [
-                    (int(r.warn_after.total_seconds() // 3600), int(r.error_after.total_seconds() // 3600))
-                ]
             ],
         )
     conn.commit()

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only", type=_names, default=list(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}"
     )
     parser.add_argument(
-        "--chunk-size", type=int, default=None, help="landing chunk (default: the registry's CRM page size)"
+        "--chunk-size", type=int, default=None, help="landing chunk (default: the runner's LAND_BATCH_ROWS)"
     )
     parser.add_argument("--dag-parse-runs", type=int, default=5)
     args = parser.parse_args(argv)

@@ -9,18 +9,19 @@ same page twice inserts nothing new (unique on natural key + content hash).
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import unicodedata
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, tzinfo
-from decimal import Decimal
 from typing import Any
 
+import msgspec
 import psycopg
 from psycopg import sql
+from psycopg.copy import QueuedLibpqWriter
 
 OPS_SCHEMA = "ops"
 
@@ -136,23 +137,27 @@ create table if not exists {OPS_SCHEMA}.quarantine (
 """
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
+def _unsupported(value: Any) -> Any:
     raise TypeError(f"cannot serialise {type(value).__name__} into a raw payload")
+
+
+#: Keys sorted, Chinese kept as UTF-8, no whitespace; datetimes as RFC 3339, decimals as strings.
+_ENCODER = msgspec.json.Encoder(order="sorted", enc_hook=_unsupported)
+
+
+def canonical_json_bytes(record: dict[str, Any]) -> bytes:
+    """The payload as stored and hashed (UTF-8)."""
+    return _ENCODER.encode(record)
 
 
 def canonical_json(record: dict[str, Any]) -> str:
     """The payload as stored and hashed: keys sorted, Chinese kept readable."""
-    return json.dumps(record, sort_keys=True, ensure_ascii=False, default=_json_default)
+    return _ENCODER.encode(record).decode("utf-8")
 
 
-def content_hash(payload_json: str) -> str:
-    return hashlib.md5(payload_json.encode("utf-8")).hexdigest()
+def content_hash(payload_json: str | bytes) -> str:
+    data = payload_json.encode("utf-8") if isinstance(payload_json, str) else payload_json
+    return hashlib.md5(data).hexdigest()
 
 
 _TYPED_DATE = re.compile(
@@ -170,6 +175,12 @@ def parse_timestamp(value: Any, tz: tzinfo = UTC) -> datetime | None:
     """
     if value in (None, ""):
         return None
+    if isinstance(value, str):
+        try:  # the common case, ISO-8601 as APIs send it, without normalising first
+            ts = datetime.fromisoformat(value)
+            return ts if ts.tzinfo else ts.replace(tzinfo=tz)
+        except ValueError:
+            pass
     if isinstance(value, datetime):
         ts = value
     elif isinstance(value, date):
@@ -205,6 +216,8 @@ class LandingResult:
     high_water_mark: datetime | None = None
     reasons: dict[str, int] = field(default_factory=dict)
     fields_seen: set[str] = field(default_factory=set)
+    #: per raw table, what this run knows of its history (see ``_Dedupe``)
+    _dedupe: dict[tuple[str, str], _Dedupe] = field(default_factory=dict, repr=False)
 
     def observe_fields(self, record: dict[str, Any]) -> None:
         self.fields_seen.update(record)
@@ -216,7 +229,7 @@ class LandingResult:
         return sorted(self.fields_seen - set(expected)), sorted(set(expected) - self.fields_seen)
 
     def as_dict(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.__dict__.items() if k != "fields_seen"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("fields_seen", "_dedupe")}
         out["high_water_mark"] = self.high_water_mark.isoformat() if self.high_water_mark else None
         return out
 
@@ -268,14 +281,25 @@ def _lock_table(cur: psycopg.Cursor, schema: str, table: str) -> None:
 
 
 def _check_record(
-    record: dict[str, Any], key: str, updated_at: str | None, required_any: tuple[str, ...], tz: tzinfo
+    record: dict[str, Any],
+    key: str,
+    updated_at: str | None,
+    required_any: tuple[str, ...],
+    tz: tzinfo,
+    payload: bytes,
 ) -> tuple[str | None, datetime | None]:
-    """(reason it is bad or None, its parsed updated-at)."""
+    """(reason it is bad or None, its parsed updated-at). ``payload`` is the record as JSON."""
     if record.get(key) in (None, ""):
         return f"missing key field {key!r}", None
-    for name, value in record.items():
-        if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
-            return f"oversized field {name!r}: {len(value):,} characters (limit {MAX_FIELD_CHARS:,})", None
+    if len(payload) > MAX_FIELD_CHARS:  # else no field can be oversized
+        for name, value in record.items():
+            if isinstance(value, str) and len(value) > MAX_FIELD_CHARS:
+                return (
+                    f"oversized field {name!r}: {len(value):,} characters (limit {MAX_FIELD_CHARS:,})",
+                    None,
+                )
+    if b"\\u0000" in payload and any(isinstance(v, str) and "\x00" in v for v in record.values()):
+        return "NUL character in a field (PostgreSQL text cannot hold it)", None
     if required_any and all(record.get(f) in (None, "") for f in required_any):
         return f"no identifying field: all of {', '.join(required_any)} are empty", None
     if not updated_at:
@@ -284,6 +308,71 @@ def _check_record(
         return None, parse_timestamp(record.get(updated_at), tz)
     except ValueError:
         return f"unparseable {updated_at!r}: {str(record.get(updated_at))[:100]!r}", None
+
+
+NULL = "\\N"  # COPY text format's null
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_text(value: str) -> str:
+    """A field in COPY text format (backslash, tab and line breaks escaped)."""
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+@dataclass
+class _Dedupe:
+    """What one run knows about a raw table's history, to skip asking the database per chunk.
+
+    While the table was empty when the run began and nobody else has inserted since (the
+    identity sequence still stands where this run's last COPY left it), every version in the
+    table is one this run landed: ``landed`` (content hashes, which cover the key because the
+    payload contains it) is then the whole history, and a chunk needs no lookup.
+    """
+
+    local: bool
+    seq_mark: int | None = None
+    landed: set[bytes] = field(default_factory=set)
+    #: one row of the last COPY: if it is not in the table, that chunk was rolled back
+    probe: tuple[str, str] | None = None
+
+
+def _sequence_value(cur: psycopg.Cursor, target: sql.Composable) -> int | None:
+    cur.execute(
+        sql.SQL("select pg_sequence_last_value(pg_get_serial_sequence({}, '_seq'))").format(
+            sql.Literal(target.as_string(cur))
+        )
+    )
+    return cur.fetchone()[0]
+
+
+def _has_version(cur: psycopg.Cursor, target: sql.Composable, record_id: str, digest: str) -> bool:
+    cur.execute(
+        sql.SQL("select exists (select 1 from {} where _record_id = %s and _content_hash = %s)").format(
+            target
+        ),
+        (record_id, digest),
+    )
+    return cur.fetchone()[0]
+
+
+def _live_versions(cur: psycopg.Cursor, target: sql.Composable, record_ids: list[str]) -> set[str]:
+    """Content hashes of every version landed since each record's last tombstone."""
+    cur.execute(
+        sql.SQL(
+            "select _record_id, _content_hash, _deleted from {} where _record_id = any(%s) "
+            "order by _record_id, _seq"
+        ).format(target),
+        (record_ids,),
+    )
+    live: dict[str, set[str]] = {}
+    for record_id, digest, deleted in cur:
+        if deleted:
+            live[record_id] = set()
+        else:
+            live.setdefault(record_id, set()).add(digest)
+    return set().union(*live.values()) if live else set()
 
 
 def land_records(
@@ -305,6 +394,10 @@ def land_records(
 
     A record lands when its content differs from every version landed since its last
     tombstone: re-running a window, a retried task or a page delivered twice land nothing.
+    The rows go straight into the raw table with one ``COPY``; the dedupe happens before, from
+    the table's history for the chunk's keys (one index lookup per chunk), or, while this run is
+    the table's only writer since it was empty, from what the run itself landed (pass the same
+    ``result`` for every chunk of a run).
     Bad records (no key, oversized field, unparseable updated-at, no identifying field) go to
     ``ops.quarantine`` with the reason and the raw text; the good ones still land, unless most
     of the chunk is bad: then :class:`BatchRejected` is raised and the caller rolls back.
@@ -313,102 +406,141 @@ def land_records(
     """
     result = result or LandingResult(source=source, entity=entity, batch_id=batch_id)
     schema = f"raw_{source}"
-    loaded_at = datetime.now(UTC)
-    good: list[tuple[Any, ...]] = []
+    target = sql.Identifier(schema, entity)
+    prefix = f"{_copy_text(batch_id)}\t{datetime.now(UTC).isoformat()}\t{_copy_text(source)}\t".encode()
     bad: list[tuple[Any, ...]] = [
         (batch_id, source, entity, rid, _clip(raw), why) for rid, raw, why in rejects
     ]
-    for why in (b[-1] for b in bad):
-        kind = why.split(":")[0]
-        result.reasons[kind] = result.reasons.get(kind, 0) + 1
-    for record in records:
-        payload = canonical_json(record)
-        result.observe_fields(record)
-        reason, source_updated_at = _check_record(record, key, updated_at, required_any, tz)
-        record_id = record.get(key)
-        if reason:
-            rid = None if record_id in (None, "") else str(record_id)
-            bad.append((batch_id, source, entity, rid, _clip(payload), reason))
-            kind = reason.split(":")[0]
+    received = len(bad)
+    # the chunk's distinct contents (md5 of the payload, which holds the key) -> record id
+    seen: dict[bytes, str] = {}
+
+    def prepared() -> Iterator[tuple[bytes, bytes]]:
+        """(digest, COPY line) of each good record, first occurrence in the chunk only."""
+        nonlocal received
+        for record in records:
+            received += 1
+            payload = canonical_json_bytes(record)
+            result.fields_seen.update(record)
+            reason, source_updated_at = _check_record(record, key, updated_at, required_any, tz, payload)
+            record_id = record.get(key)
+            if reason:
+                rid = None if record_id in (None, "") else str(record_id)
+                bad.append((batch_id, source, entity, rid, _clip(payload.decode()), reason))
+                continue
+            if source_updated_at and (
+                result.high_water_mark is None or source_updated_at > result.high_water_mark
+            ):
+                result.high_water_mark = source_updated_at
+            digest = hashlib.md5(payload).digest()
+            if digest in seen:
+                continue
+            seen[digest] = record_id = str(record_id)
+            stamp = source_updated_at.isoformat() if source_updated_at else NULL
+            if b"\\" in payload:  # JSON escapes; the encoder leaves no raw tab or line break
+                payload = payload.replace(b"\\", b"\\\\")
+            head = f"{_copy_text(record_id)}\t{digest.hex()}\t{stamp}\tf\t"
+            yield digest, b"".join((prefix, head.encode(), payload, b"\n"))
+
+    def check_bad_share() -> None:
+        for why in (b[-1] for b in bad):
+            kind = why.split(":")[0]
             result.reasons[kind] = result.reasons.get(kind, 0) + 1
-            continue
-        if source_updated_at and (
-            result.high_water_mark is None or source_updated_at > result.high_water_mark
-        ):
-            result.high_water_mark = source_updated_at
-        good.append(
-            (
-                batch_id,
-                loaded_at,
-                source,
-                str(record_id),
-                content_hash(payload),
-                source_updated_at,
-                False,
-                payload,
+        result.received += received
+        if received >= MIN_ROWS_FOR_RATIO and len(bad) / received > MAX_BAD_RATIO:
+            raise BatchRejected(
+                f"{source}.{entity}: {len(bad)} of {received} rows are bad ({dict(result.reasons)}); "
+                "nothing of this batch was landed"
             )
-        )
-    received = len(good) + len(bad)
-    result.received += received
-    if received >= MIN_ROWS_FOR_RATIO and len(bad) / received > MAX_BAD_RATIO:
-        raise BatchRejected(
-            f"{source}.{entity}: {len(bad)} of {received} rows are bad ({dict(result.reasons)}); "
-            "nothing of this batch was landed"
-        )
 
     with conn.cursor() as cur:
+        _lock_table(cur, schema, entity)
+        state = _dedupe_state(cur, result, schema, entity)
+        if state.local:
+            # Stream: PostgreSQL parses and indexes rows while Python prepares the next ones.
+            new = _copy_rows(
+                cur, target, ((d, line) for d, line in prepared() if d not in state.landed), check_bad_share
+            )
+        else:
+            lines = dict(prepared())
+            check_bad_share()
+            known = _live_versions(cur, target, list(set(seen.values()))) if lines else set()
+            new = _copy_rows(cur, target, ((d, line) for d, line in lines.items() if d.hex() not in known))
         if bad:
-            cur.executemany(
-                f"insert into {OPS_SCHEMA}.quarantine "
-                "(batch_id, source, entity, record_id, raw_record, reason) values (%s, %s, %s, %s, %s, %s)",
-                bad,
-            )
+            with cur.copy(
+                f"copy {OPS_SCHEMA}.quarantine (batch_id, source, entity, record_id, raw_record, reason) "
+                "from stdin"
+            ) as copy:
+                for row in bad:
+                    copy.write_row(row)
             result.quarantined += len(bad)
-        if not good:
-            return result
-        # One staging temp table per session, emptied per chunk: COPY into it is fast, and the
-        # insert below dedupes against history. (A table per chunk would pile up locks until commit.)
-        cur.execute(
-            sql.SQL("create temp table if not exists _landing ({}) on commit delete rows").format(
-                sql.SQL(RAW_COLUMNS_DDL)
-            )
-        )
-        cur.execute("truncate _landing")
-        cols = sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))
-        with cur.copy(sql.SQL("copy _landing ({}) from stdin").format(cols)) as copy:
-            for row in good:
-                copy.write_row(row)
-        # Temp tables have no statistics: without them the planner takes the chunk for a big table
-        # and hash-joins the whole raw table for every chunk (quadratic over a full load).
-        cur.execute("analyze _landing")
-        if seen_run_id:
+        if seen_run_id and seen:
             cur.execute(
                 f"insert into {OPS_SCHEMA}.full_sync_seen (run_id, source, entity, record_id) "
-                "select distinct %s, %s, %s, _record_id from _landing on conflict do nothing",
-                (seen_run_id, source, entity),
+                "select %s, %s, %s, unnest(%s::text[]) on conflict do nothing",
+                (seen_run_id, source, entity, list(set(seen.values()))),
             )
-        _lock_table(cur, schema, entity)
-        target = sql.Identifier(schema, entity)
-        cur.execute(
-            sql.SQL(
-                "insert into {target} ({cols}) "
-                "select distinct on (l._record_id, l._content_hash) {lcols} from _landing l "
-                "where not exists ("
-                "  select 1 from {target} r where r._record_id = l._record_id "
-                "  and r._content_hash = l._content_hash "
-                "  and r._seq > coalesce((select max(d._seq) from {target} d"
-                "    where d._record_id = l._record_id and d._deleted), 0)"
-                ") order by l._record_id, l._content_hash"
-            ).format(
-                target=target,
-                cols=cols,
-                lcols=sql.SQL(", ").join(sql.Identifier("l", c) for c in RAW_COLUMNS),
-            )
-        )
-        inserted = cur.rowcount
-    result.inserted += inserted
-    result.duplicates += len(good) - inserted
+        if state.local and new:
+            state.landed.update(new)
+            state.seq_mark = _sequence_value(cur, target)
+            state.probe = (seen[new[-1]], new[-1].hex())
+    result.inserted += len(new)
+    result.duplicates += received - len(bad) - len(new)
     return result
+
+
+def _dedupe_state(cur: psycopg.Cursor, result: LandingResult, schema: str, entity: str) -> _Dedupe:
+    """The run's knowledge of the table's history; call with the table's lock held."""
+    target = sql.Identifier(schema, entity)
+    state = result._dedupe.get((schema, entity))
+    if state is None:
+        cur.execute(sql.SQL("select exists (select 1 from {})").format(target))
+        state = _Dedupe(local=not cur.fetchone()[0], seq_mark=_sequence_value(cur, target))
+        result._dedupe[(schema, entity)] = state
+    elif state.local and (
+        _sequence_value(cur, target) != state.seq_mark
+        or (state.probe is not None and not _has_version(cur, target, *state.probe))
+    ):
+        # Another writer landed rows in between, or the caller rolled back what this run
+        # landed: from now on ask the table.
+        state.local = False
+        state.landed.clear()
+    return state
+
+
+#: Rows handed to the COPY at a time: big enough to amortise the call, small enough to overlap.
+COPY_WRITE_ROWS = 256
+
+
+def _copy_rows(
+    cur: psycopg.Cursor,
+    target: sql.Composable,
+    rows: Iterable[tuple[bytes, bytes]],
+    before_end: Callable[[], None] | None = None,
+) -> list[bytes]:
+    """COPY the rows' lines into ``target``; returns their digests. The COPY is opened at the first
+    row (an empty chunk costs no round trip) and written from a background thread, so preparing
+    rows, sending them and PostgreSQL loading them overlap. ``before_end`` runs after the last row,
+    inside the COPY: raising there aborts it."""
+    landed: list[bytes] = []
+    cols = sql.SQL(", ").join(map(sql.Identifier, RAW_COLUMNS))
+    with ExitStack() as stack:
+        copy = None
+        buffer: list[bytes] = []
+        for digest, line in rows:
+            if copy is None:
+                statement = sql.SQL("copy {} ({}) from stdin").format(target, cols)
+                copy = stack.enter_context(cur.copy(statement, writer=QueuedLibpqWriter(cur)))
+            landed.append(digest)
+            buffer.append(line)
+            if len(buffer) == COPY_WRITE_ROWS:
+                copy.write(b"".join(buffer))
+                buffer.clear()
+        if before_end:
+            before_end()
+        if buffer:
+            copy.write(b"".join(buffer))
+    return landed
 
 
 def land_tombstones(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import UTC, datetime
 
+import httpx
 import psycopg
 import pytest
 
@@ -119,3 +120,39 @@ def test_nothing_is_lost_when_the_api_fails_times_out_and_throttles(world, fresh
     with psycopg.connect(fresh_db.url) as conn:
         landed = {r[0] for r in conn.execute("select _record_id from raw_callcenter.tickets")}
     assert landed == set(stored)
+
+
+def test_a_failed_run_resumes_from_its_last_committed_pages(world, base_url, fresh_db):
+    """The network dies after six pages; the retry of the same run starts after the last commit."""
+    registered = next(s for s in load_sources() if s.name == "crm")
+    crm = registered.model_copy(update={"pagination": Pagination(style="cursor", page_size=25)})
+    accounts = crm.entity("accounts")
+    stored = _stored(world, crm, accounts)
+    requested: list[httpx.URL] = []
+
+    def cut_after_six_pages(request: httpx.Request) -> None:
+        if len(requested) == 6:
+            raise RuntimeError("network cable pulled")
+        requested.append(request.url)
+
+    with http_api.make_client(base_url, TOKEN) as client:
+        client.event_hooks["request"] = [cut_after_six_pages]
+        with pytest.raises(RuntimeError, match="cable"):
+            extract_entity(crm, accounts, fresh_db.url, client=client, run_id="run-1", land_batch_rows=50)
+    with psycopg.connect(fresh_db.url) as conn:
+        committed = conn.execute("select count(*) from raw_crm.accounts").fetchone()[0]
+        pages = conn.execute("select pages_committed from ops.extract_checkpoints").fetchone()[0]
+        status = conn.execute("select status from ops.extract_runs").fetchone()[0]
+    assert (committed, pages, status) == (150, 3, "failed")  # pages 1-6 in three commits of 50
+
+    requested.clear()
+    with http_api.make_client(base_url, TOKEN) as client:
+        client.event_hooks["request"] = [lambda request: requested.append(request.url)]
+        retry = extract_entity(crm, accounts, fresh_db.url, client=client, run_id="run-1", land_batch_rows=50)
+    assert all("cursor" in url.params for url in requested)  # never the first page again
+    assert retry.received == len(stored) - 150
+    with psycopg.connect(fresh_db.url) as conn:
+        landed = conn.execute("select count(*), count(distinct _record_id) from raw_crm.accounts").fetchone()
+        leftover = conn.execute("select count(*) from ops.extract_checkpoints").fetchone()[0]
+    assert landed == (len(stored), len(stored))
+    assert leftover == 0

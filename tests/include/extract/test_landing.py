@@ -149,3 +149,79 @@ def test_impossible_timestamps_raise(nonsense):
 
     with pytest.raises(ValueError):
         parse_timestamp(nonsense)
+
+
+def _land_chunk(conn, records, result, batch="run"):
+    land_records(
+        conn,
+        source="crm",
+        entity="accounts",
+        key="id",
+        updated_at="updated_at",
+        records=records,
+        batch_id=batch,
+        result=result,
+    )
+    conn.commit()
+
+
+def test_run_into_an_empty_table_dedupes_across_its_own_chunks(conn):
+    result = LandingResult("crm", "accounts", "run")
+    _land_chunk(conn, [ACME, BETA], result)
+    _land_chunk(conn, [BETA, ACME, dict(ACME, account_name="改名")], result)  # a page delivered twice
+    assert (result.received, result.inserted, result.duplicates) == (5, 3, 2)
+    assert len(_rows(conn)) == 3
+
+
+def test_a_second_writer_during_a_run_is_not_duplicated(conn, fresh_db):
+    """The run starts on an empty table; another loader lands a record the run sees next."""
+    result = LandingResult("crm", "accounts", "run")
+    _land_chunk(conn, [ACME], result)
+    with psycopg.connect(fresh_db.url) as other:
+        _land(other, [BETA], batch="other")
+    _land_chunk(conn, [BETA, ACME], result)
+    assert (result.inserted, result.duplicates) == (1, 2)
+    assert _rows(conn) == [("A1", "run", "crm", "上海云帆科技有限公司"), ("A2", "other", "crm", "王芳")]
+
+
+def test_a_rolled_back_chunk_lands_again_on_retry(conn):
+    result = LandingResult("crm", "accounts", "run")
+    _land_chunk(conn, [ACME], result)
+    land_records(
+        conn,
+        source="crm",
+        entity="accounts",
+        key="id",
+        updated_at="updated_at",
+        records=[BETA],
+        batch_id="run",
+        result=result,
+    )
+    conn.rollback()
+    _land_chunk(conn, [BETA], result)
+    assert [r[0] for r in _rows(conn)] == ["A1", "A2"]
+
+
+def test_after_a_tombstone_the_same_content_lands_again(conn):
+    _land(conn, [ACME])
+    conn.execute(
+        "insert into raw_crm.accounts (_batch_id, _loaded_at, _source, _record_id, _content_hash, _deleted, "
+        "payload) values ('del', now(), 'crm', 'A1', 'x', true, '{}')"
+    )
+    conn.commit()
+    result = _land(conn, [ACME], batch="b2")
+    assert result.inserted == 1
+    assert conn.execute("select count(*) from raw_crm.accounts where _record_id = 'A1'").fetchone()[0] == 3
+
+
+def test_text_that_needs_copy_escaping_lands_verbatim(conn):
+    odd = {"id": "A\\7\t", "account_name": 'line1\nline2\r\t"引号"\\', "updated_at": None}
+    _land(conn, [odd])
+    stored = conn.execute("select _record_id, payload from raw_crm.accounts").fetchone()
+    assert stored == ("A\\7\t", odd)
+
+
+def test_nul_characters_are_quarantined(conn):
+    result = _land(conn, [ACME, {"id": "A3", "account_name": "坏\x00字符"}])
+    assert (result.inserted, result.quarantined) == (1, 1)
+    assert conn.execute("select reason from ops.quarantine").fetchone()[0].startswith("NUL character")

@@ -37,6 +37,7 @@ from include.registry import load_sources
 from include.warehouse import ensure_database, ensure_warehouse, stop_embedded
 
 PY = sys.executable
+PII_SALT_ENV = "C360_PII_SALT"
 BIN = Path(PY).parent
 DEMO_SEED = 42
 #: Extract DAGs first (in registry order), then dbt, the push, the freshness check.
@@ -62,6 +63,19 @@ def sandbox_token() -> str:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def pii_salt() -> str:
+    """The salt of personal-data hashes (resident ID numbers): ``C360_PII_SALT`` if set, else made
+    once per checkout and kept out of the repo. Changing it changes every hash: keep it."""
+    if os.environ.get(PII_SALT_ENV):
+        return os.environ[PII_SALT_ENV]
+    path = data_dir() / "secrets" / "pii_salt"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(16))
         path.chmod(0o600)
     return path.read_text().strip()
 
@@ -93,6 +107,7 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             WAREHOUSE_URL_ENV: warehouse_url,
             ERP_URL_ENV: erp,
             "C360_SANDBOX_TOKEN": token,
+            PII_SALT_ENV: pii_salt(),
             "PYTHONPATH": str(PROJECT_ROOT),
             "PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}",
             # dbt's own profiles.yml (used outside Airflow) reads these

@@ -43,20 +43,12 @@
     where _deleted is not true
 {%- endmacro %}
 
-{#- Rank of a source system for one survivorship attribute group (var `survivorship`). -#}
-{% macro survivorship_rank(group, source_col='source_system') -%}
-    {%- set ranks = var('survivorship')[group] -%}
+{#- Rank of a source system in a survivorship priority list (first = 1; unlisted sources last). -#}
+{% macro source_rank(priority, source_col='source_system') -%}
     (case {{ source_col }}
-        {%- for src, rank in ranks.items() %}
-        when '{{ src }}' then {{ rank }}
+        {%- for src in priority %}
+        when '{{ src }}' then {{ loop.index }}
         {%- endfor %}
         else 99
     end)
-{%- endmacro %}
-
-{#- Aggregate: the surviving value of `column` within a group by: best source rank for the
-    attribute group, then most recently updated, then smallest record id; nulls never survive. -#}
-{% macro survivorship_pick(column, group) -%}
-    (array_agg({{ column }} order by {{ survivorship_rank(group) }}, source_updated_at desc nulls last, customer_record_id)
-        filter (where {{ column }} is not null))[1]
 {%- endmacro %}

@@ -39,3 +39,10 @@
             ) % 11 + 1, 1) = substr({{ expr }}, 18, 1)
     end, false)
 {%- endmacro %}
+
+{#- A resident ID number is personal data: the warehouse keeps only this salted SHA-256 (hex) of a
+    valid one, enough to match on, useless to read. The salt comes from the environment
+    (C360_PII_SALT, made per installation by `make` and kept out of the repo). -#}
+{% macro pii_hash(expr) -%}
+    encode(sha256(convert_to('{{ env_var("C360_PII_SALT") }}' || {{ expr }}, 'UTF8')), 'hex')
+{%- endmacro %}

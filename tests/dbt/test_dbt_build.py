@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
 import pytest
 
-from tests.dbt.conftest import DbtWarehouse
+from tests.dbt.conftest import PII_SALT, DbtWarehouse
 from tests.dbt.raw_fixture import (
     DIFFERENT_CUSTOMERS,
     SAME_CUSTOMER,
@@ -36,7 +37,7 @@ def test_build_and_docs_are_clean(dbt_warehouse: DbtWarehouse) -> None:
     }
     assert not_clean == {}
     unit_tests = [r for r in results if r["unique_id"].startswith("unit_test.")]
-    assert len(unit_tests) == 6
+    assert len(unit_tests) == 8
     assert dbt_warehouse.docs.returncode == 0, dbt_warehouse.docs.stdout[-3000:]
     assert "[WARNING]" not in dbt_warehouse.build.stdout + dbt_warehouse.docs.stdout
 
@@ -49,15 +50,26 @@ def test_models_land_in_their_layer_schema(dbt_warehouse: DbtWarehouse) -> None:
     by_schema: dict[str, set[str]] = {}
     for schema, table in rows:
         by_schema.setdefault(schema, set()).add(table)
-    assert by_schema["marts"] == {"dim_customer", "customer_crosswalk"}
+    assert by_schema["marts"] == {
+        "dim_customer",
+        "customer_crosswalk",
+        "customer_key_lookup",
+        "customer_golden_provenance",
+        "customer_attribute_conflicts",
+        "identity_link_evidence",
+        "identity_oversized_clusters",
+    }
     assert by_schema["intermediate"] == {
         "int_customer_records",
+        "int_identity_evidence",
         "int_identity_edges",
         "int_identity_clusters",
-        "int_customer_keys",
+        "int_customer_key_assignments",
+        "int_customer_key_registry",
+        "int_golden_attributes",
     }
     assert len(by_schema["staging"]) == 12
-    assert by_schema["snapshots"] == {"snap_dim_customer"}
+    assert by_schema["snapshots"] == {"snap_dim_customer", "snap_customer_golden_provenance"}
     assert "analytics" not in by_schema
 
 
@@ -129,17 +141,17 @@ def test_invalid_uscc_is_flagged_and_never_matched(dbt_warehouse: DbtWarehouse) 
         "select count(*) from intermediate.int_customer_records where uscc = %s", (U_INVALID,)
     ) == [(0,)]
     assert dbt_warehouse.query(
-        "select count(*) from intermediate.int_identity_edges where match_value = %s", (U_INVALID,)
+        "select count(*) from intermediate.int_identity_evidence where %s in (value_a, value_b)", (U_INVALID,)
     ) == [(0,)]
     assert dbt_warehouse.query(
-        "select count(*) from intermediate.int_identity_edges where matched_on = 'uscc'"
+        "select count(*) from intermediate.int_identity_evidence where rule_name = 'same_uscc'"
     ) == [(3,)]  # C001-A001, C001-OA1, A001-OA1
 
 
 def test_placeholder_values_link_nothing(dbt_warehouse: DbtWarehouse) -> None:
     assert dbt_warehouse.query(
-        "select count(*) from intermediate.int_identity_edges "
-        "where match_value in ('+8613800000000', 'test@test.com')"
+        "select count(*) from intermediate.int_identity_evidence "
+        "where value_a in ('+8613800000000', 'test@test.com')"
     ) == [(0,)]
 
 
@@ -163,8 +175,13 @@ def test_golden_record_survivorship(dbt_warehouse: DbtWarehouse) -> None:
     )
     person_key = crosswalk(dbt_warehouse)[("erp", "C002")]
     assert dbt_warehouse.query(
-        "select customer_name, id_card_no from marts.dim_customer where customer_key = %s", (person_key,)
-    ) == [("张伟", "11010519850307006X")]
+        "select customer_name, id_card_hash from marts.dim_customer where customer_key = %s", (person_key,)
+    ) == [("张伟", hashlib.sha256(f"{PII_SALT}11010519850307006X".encode()).hexdigest())]
+    # the number itself is nowhere past the raw layer
+    assert dbt_warehouse.query(
+        "select count(*) from information_schema.columns where column_name = 'id_card_no' "
+        "and table_schema in ('staging', 'intermediate', 'marts', 'snapshots')"
+    ) == [(0,)]
 
 
 def test_staging_keeps_only_the_latest_version(dbt_warehouse: DbtWarehouse) -> None:
@@ -188,5 +205,5 @@ def test_every_model_and_column_is_documented(dbt_warehouse: DbtWarehouse) -> No
                 problems.append(f"{unique_id}.{column}: not documented")
             elif not doc["meta"].get("label_zh") or doc["meta"].get("pii") not in PII_CLASSES:
                 problems.append(f"{unique_id}.{column}: meta needs label_zh and pii")
-    assert len(catalog["nodes"]) == 19  # 18 models + 1 snapshot
+    assert len(catalog["nodes"]) == 28  # 26 models + 2 snapshots
     assert problems == []

@@ -1,41 +1,47 @@
-{{ config(indexes=[{'columns': ['customer_record_id'], 'unique': true}]) }}
+{{ config(indexes=[{'columns': ['customer_record_id'], 'unique': true}, {'columns': ['cluster_id']}]) }}
 
-{#- Connected components of the identity graph. A recursive CTE walks the undirected edges; UNION
-    (not UNION ALL) drops pairs already found, so it terminates on cycles and reaches the whole of
-    any chain. The cluster id is the smallest customer_record_id in the component. Cost grows with
-    the square of a component's size, which the over-linking guards in int_identity_edges bound. -#}
-with recursive records as (
+{#- Connected components of the identity graph: every customer record with the cluster it belongs
+    to, named after its smallest member. intermediate.connected_components() (macro
+    create_identity_support) propagates the smallest label along the links, with pointer jumping,
+    so it takes a few set-based rounds at any size.
+    Over-merging guard: a component larger than var identity.max_cluster_size is not merged; its
+    records stay apart (each its own cluster, oversized_component_id set) and it is listed in
+    identity_oversized_clusters for a steward. -#}
+{%- set cfg = var('identity') %}
+
+with records as (
     select customer_record_id from {{ ref('int_customer_records') }}
 ),
 
-edges as (
-    select record_id_a, record_id_b from {{ ref('int_identity_edges') }}
+components as (
+    select node_id, component_id
+    from intermediate.connected_components(
+        $edges$ select record_id_a, record_id_b from {{ ref('int_identity_edges') }} $edges$
+    )
 ),
 
-neighbours as (
-    select record_id_a as node_id, record_id_b as neighbour_id from edges
-    union
-    select record_id_b as node_id, record_id_a as neighbour_id from edges
-),
-
-reachable (node_id, reached_id) as (
-    select customer_record_id, customer_record_id
-    from records
-
-    union
-
-    select reachable.node_id, neighbours.neighbour_id
-    from reachable
-    inner join neighbours on reachable.reached_id = neighbours.node_id
+component_sizes as (
+    select
+        component_id,
+        count(*)::integer as component_size
+    from components
+    group by component_id
 ),
 
 final as (
     select
-        node_id as customer_record_id,
-        min(reached_id) as cluster_id,
-        count(*)::integer as cluster_size
-    from reachable
-    group by node_id
+        records.customer_record_id,
+        case
+            when component_sizes.component_size <= {{ cfg['max_cluster_size'] }} then components.component_id
+            else records.customer_record_id
+        end as cluster_id,
+        case
+            when component_sizes.component_size > {{ cfg['max_cluster_size'] }} then components.component_id
+        end as oversized_component_id,
+        coalesce(component_sizes.component_size, 1) as component_size
+    from records
+    left join components on records.customer_record_id = components.node_id
+    left join component_sizes on components.component_id = component_sizes.component_id
 )
 
 select * from final

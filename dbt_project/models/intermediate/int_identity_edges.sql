@@ -1,90 +1,100 @@
-{#- First identity step: exact matches on a valid USCC, a valid ID number, a mobile, an email or a
-    company-name key. Guards against over-linking:
-    - a value shared by more than var('identity_max_records_per_value') records (switchboard numbers,
-      placeholder emails such as test@test.com) links nothing;
-    - mobile, email and name matches only link records of the same customer type;
-    - no edge between two records holding different valid USCCs or different valid ID numbers. -#}
-with records as (
+{{ config(indexes=[{'columns': ['record_id_a']}, {'columns': ['record_id_b']}]) }}
+
+{#- The links identity resolution acts on: one row per record pair whose evidence is strong enough,
+    or that a data steward declared the same. Scores combine as independent evidence,
+    1 - product(1 - score); a pair links at var identity.link_threshold. Never linked, whatever
+    the evidence: pairs a steward declared different, and pairs holding different valid values of
+    a conflicting field (two credit codes, two ID numbers). The newest steward decision on a pair
+    wins. -#}
+{%- set cfg = var('identity') %}
+
+with evidence as (
+    select * from {{ ref('int_identity_evidence') }}
+),
+
+records as (
     select * from {{ ref('int_customer_records') }}
 ),
 
-match_values as (
-    select customer_record_id, customer_type, uscc, id_card_no, 'uscc' as matched_on, uscc as match_value
-    from records
-    where uscc is not null
-
-    union all
-
-    select customer_record_id, customer_type, uscc, id_card_no, 'id_card_no', id_card_no
-    from records
-    where id_card_no is not null
-
-    union all
-
-    select customer_record_id, customer_type, uscc, id_card_no, 'mobile', mobile_e164
-    from records
-    where mobile_e164 is not null
-
-    union all
-
-    select customer_record_id, customer_type, uscc, id_card_no, 'email', email
-    from records
-    where email is not null
-
-    union all
-
-    select customer_record_id, customer_type, uscc, id_card_no, 'company_name', name_match_key
-    from records
-    where
-        customer_type = 'company'
-        and char_length(name_match_key) >= {{ var('identity_min_name_key_length') }}
+overrides as (
+    select * from {{ source('steward', 'identity_overrides') }}
 ),
 
-value_counts as (
+steward_decisions as (
+    select distinct on (record_id_a, record_id_b)
+        record_id_a,
+        record_id_b,
+        decision,
+        reason
+    from (
+        select
+            least(record_id_a, record_id_b) as record_id_a,
+            greatest(record_id_a, record_id_b) as record_id_b,
+            decision,
+            reason,
+            decided_at,
+            override_id
+        from overrides
+    ) as ordered
+    order by record_id_a, record_id_b, decided_at desc, override_id desc
+),
+
+scored_pairs as (
     select
-        matched_on,
-        match_value,
-        count(distinct customer_record_id) as record_count
-    from match_values
-    group by matched_on, match_value
+        record_id_a,
+        record_id_b,
+        (1 - exp(sum(ln(greatest(1 - score, 1e-9)))))::numeric(6, 4) as match_score,
+        string_agg(rule_name, ',' order by score desc, rule_name) as rules,
+        count(*)::integer as evidence_count
+    from evidence
+    group by record_id_a, record_id_b
 ),
 
-usable_values as (
-    select match_values.*
-    from match_values
-    inner join value_counts
-        on
-            match_values.matched_on = value_counts.matched_on
-            and match_values.match_value = value_counts.match_value
-    where value_counts.record_count between 2 and {{ var('identity_max_records_per_value') }}
-),
-
-pairs as (
+rule_links as (
     select
-        a.customer_record_id as record_id_a,
-        b.customer_record_id as record_id_b,
-        a.matched_on,
-        a.match_value
-    from usable_values as a
-    inner join usable_values as b
-        on
-            a.matched_on = b.matched_on
-            and a.match_value = b.match_value
-            and a.customer_record_id < b.customer_record_id
+        scored_pairs.record_id_a,
+        scored_pairs.record_id_b,
+        scored_pairs.match_score,
+        scored_pairs.rules,
+        scored_pairs.evidence_count,
+        'rules' as decided_by
+    from scored_pairs
+    inner join records as a on scored_pairs.record_id_a = a.customer_record_id
+    inner join records as b on scored_pairs.record_id_b = b.customer_record_id
     where
-        (a.matched_on in ('uscc', 'id_card_no') or a.customer_type = b.customer_type)
-        and not coalesce(a.uscc <> b.uscc, false)
-        and not coalesce(a.id_card_no <> b.id_card_no, false)
+        scored_pairs.match_score >= {{ cfg['link_threshold'] }}
+        {%- for field in cfg['conflicting_fields'] %}
+        and not coalesce(a.{{ field }} <> b.{{ field }}, false)
+        {%- endfor %}
+),
+
+steward_links as (
+    select
+        steward_decisions.record_id_a,
+        steward_decisions.record_id_b,
+        1.0::numeric(6, 4) as match_score,
+        'steward: ' || steward_decisions.reason as rules,
+        0 as evidence_count,
+        'steward' as decided_by
+    from steward_decisions
+    where
+        steward_decisions.decision = 'same'
+        and exists (select 1 from records where customer_record_id = steward_decisions.record_id_a)
+        and exists (select 1 from records where customer_record_id = steward_decisions.record_id_b)
 ),
 
 final as (
-    select
-        md5(record_id_a || '|' || record_id_b || '|' || matched_on) as edge_id,
-        record_id_a,
-        record_id_b,
-        matched_on,
-        match_value
-    from pairs
+    select * from rule_links
+    where not exists (
+        select 1 from steward_decisions
+        where
+            steward_decisions.record_id_a = rule_links.record_id_a
+            and steward_decisions.record_id_b = rule_links.record_id_b
+    )
+
+    union all
+
+    select * from steward_links
 )
 
 select * from final

@@ -1,67 +1,70 @@
-{#- Golden record per customer. Survivorship per attribute: the best non-null value by source rank
-    for the attribute's group (var `survivorship`), then the most recently updated record, then the
-    smallest record id so the result is deterministic. -#}
+{{ config(indexes=[{'columns': ['mobile_e164']}, {'columns': ['email']}, {'columns': ['uscc']}]) }}
 
-with records as (
+{#- The golden record: one row per active customer_key. Each attribute is the survivor chosen in
+    int_golden_attributes (strategy and source priority per attribute in var `survivorship`; the
+    provenance of every value is in customer_golden_provenance). -#}
+{%- set attributes = var('survivorship').keys() | list %}
+
+with golden_attributes as (
+    select * from {{ ref('int_golden_attributes') }}
+),
+
+records as (
     select * from {{ ref('int_customer_records') }}
 ),
 
-clusters as (
-    select * from {{ ref('int_identity_clusters') }}
+assignments as (
+    select * from {{ ref('int_customer_key_assignments') }}
+    where is_active
 ),
 
-customer_keys as (
-    select * from {{ ref('int_customer_keys') }}
-),
-
-members as (
-    select
-        customer_keys.customer_key,
-        records.*
-    from records
-    inner join clusters on records.customer_record_id = clusters.customer_record_id
-    inner join customer_keys on clusters.cluster_id = customer_keys.cluster_id
+key_registry as (
+    select * from {{ ref('int_customer_key_registry') }}
 ),
 
 golden as (
     select
         customer_key,
-        {{ survivorship_pick('customer_type', 'legal') }} as customer_type,
-        {{ survivorship_pick('customer_name', 'legal') }} as customer_name,
-        {{ survivorship_pick('uscc', 'legal') }} as uscc,
-        {{ survivorship_pick('id_card_no', 'person') }} as id_card_no,
-        {{ survivorship_pick('mobile_e164', 'phone') }} as mobile_e164,
-        {{ survivorship_pick('phone_e164', 'phone') }} as phone_e164,
-        {{ survivorship_pick('email', 'contact') }} as email,
-        {{ survivorship_pick('province', 'address') }} as province,
-        {{ survivorship_pick('city', 'address') }} as city,
-        {{ survivorship_pick('address', 'address') }} as address,
-        string_agg(distinct source_system, ',' order by source_system) as source_systems,
-        count(*)::integer as source_record_count,
-        min(coalesce(source_created_at, source_updated_at, loaded_at)) as first_seen_at,
-        max(coalesce(source_updated_at, loaded_at)) as last_updated_at
-    from members
+        {%- for attribute in attributes %}
+        max(value) filter (where attribute = '{{ attribute }}') as {{ attribute }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from golden_attributes
     group by customer_key
+),
+
+membership as (
+    select
+        assignments.customer_key,
+        string_agg(distinct records.source_system, ',' order by records.source_system) as source_systems,
+        count(*)::integer as source_record_count,
+        min(coalesce(records.source_created_at, records.source_updated_at, records.loaded_at)) as first_seen_at,
+        max(coalesce(records.source_updated_at, records.loaded_at)) as last_updated_at
+    from assignments
+    inner join records on assignments.customer_record_id = records.customer_record_id
+    group by assignments.customer_key
 ),
 
 final as (
     select
-        customer_key,
-        customer_type,
-        customer_name,
-        uscc,
-        id_card_no,
-        mobile_e164,
-        phone_e164,
-        email,
-        province,
-        city,
-        address,
-        source_systems,
-        source_record_count,
-        first_seen_at,
-        last_updated_at
-    from golden
+        membership.customer_key,
+        coalesce(golden.customer_type, 'person') as customer_type,
+        golden.customer_name,
+        golden.uscc,
+        golden.id_card_hash,
+        golden.mobile_e164,
+        golden.phone_e164,
+        golden.email,
+        golden.province,
+        golden.city,
+        golden.address,
+        membership.source_systems,
+        membership.source_record_count,
+        key_registry.issued_at as key_issued_at,
+        membership.first_seen_at,
+        membership.last_updated_at
+    from membership
+    left join golden on membership.customer_key = golden.customer_key
+    left join key_registry on membership.customer_key = key_registry.customer_key
 )
 
 select * from final

@@ -31,7 +31,7 @@ final as (
         coalesce({{ mobile_only('phone_1_e164') }}, {{ mobile_only('phone_2_e164') }}) as mobile_e164,
         coalesce({{ landline_only('phone_1_e164') }}, {{ landline_only('phone_2_e164') }}) as phone_e164,
         email,
-        id_card_no,
+        case when {{ id_card_is_valid('id_card_no') }} then {{ pii_hash('id_card_no') }} end as id_card_hash,
         {{ id_card_is_valid('id_card_no') }} as id_card_is_valid,
         source_updated_at,
         loaded_at

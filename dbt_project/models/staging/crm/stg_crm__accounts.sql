@@ -39,7 +39,7 @@ final as (
         {{ company_name_key('customer_name') }} as name_match_key,
         uscc,
         {{ uscc_is_valid('uscc') }} as uscc_is_valid,
-        id_card_no,
+        case when {{ id_card_is_valid('id_card_no') }} then {{ pii_hash('id_card_no') }} end as id_card_hash,
         {{ id_card_is_valid('id_card_no') }} as id_card_is_valid,
         {{ mobile_only('phone_any_e164') }} as mobile_e164,
         {{ landline_only('phone_any_e164') }} as phone_e164,

@@ -1,0 +1,175 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_record_id',
+        incremental_strategy='delete+insert',
+        full_refresh=false,
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_record_id'], 'unique': true},
+            {'columns': ['customer_key']},
+        ],
+    )
+}}
+
+{#- Which customer_key each customer record carries: the state that makes keys stable. This table
+    is never rebuilt from scratch (full_refresh=false): every run starts from the keys already
+    given and only writes the records whose key or status changed.
+    - A cluster whose records already carry a key keeps it.
+    - Merge: a cluster holding records of several keys keeps the oldest (ties: the smallest key);
+      the others become aliases of it in int_customer_key_registry.
+    - Split: a key whose records now sit in several clusters stays with the largest part (ties:
+      the part with the smallest cluster id); the other parts get new keys.
+    - A new key is 'C' + 16 hex of md5(the cluster's smallest record id), or, if that key was ever
+      given before, of that id and the run's start time: a key is never reused.
+    - A record that left every source (deleted) keeps its last key, marked inactive.
+    Identical inputs give identical keys: a rerun with nothing new writes no row. -#}
+
+{%- set registry = adapter.get_relation(
+    database=target.database, schema=model.schema, identifier='int_customer_key_registry') %}
+
+with clusters as (
+    select customer_record_id, cluster_id from {{ ref('int_identity_clusters') }}
+),
+
+previous as (
+    {%- if is_incremental() %}
+    select customer_record_id, customer_key, previous_customer_key, key_issued_at, is_active
+    from {{ this }}
+    {%- else %}
+    select
+        null::text as customer_record_id,
+        null::text as customer_key,
+        null::text as previous_customer_key,
+        null::timestamptz as key_issued_at,
+        null::boolean as is_active
+    where false
+    {%- endif %}
+),
+
+issued_keys as (
+    select customer_key from previous
+    union
+    select previous_customer_key from previous where previous_customer_key is not null
+    {%- if registry is not none and is_incremental() %}
+    union
+    select customer_key from {{ registry }}
+    {%- endif %}
+),
+
+members as (
+    select
+        clusters.cluster_id,
+        clusters.customer_record_id,
+        previous.customer_key as previous_key,
+        previous.key_issued_at
+    from clusters
+    left join previous
+        on clusters.customer_record_id = previous.customer_record_id and previous.is_active
+),
+
+key_votes as (
+    select
+        previous_key,
+        cluster_id,
+        count(*) as member_count,
+        min(key_issued_at) as key_issued_at
+    from members
+    where previous_key is not null
+    group by previous_key, cluster_id
+),
+
+key_owners as (
+    select distinct on (previous_key)
+        previous_key,
+        cluster_id,
+        key_issued_at
+    from key_votes
+    order by previous_key, member_count desc, cluster_id
+),
+
+kept_keys as (
+    select distinct on (cluster_id)
+        cluster_id,
+        previous_key as customer_key,
+        key_issued_at
+    from key_owners
+    order by cluster_id, key_issued_at, previous_key
+),
+
+unkeyed_clusters as (
+    select distinct clusters.cluster_id
+    from clusters
+    where not exists (select 1 from kept_keys where kept_keys.cluster_id = clusters.cluster_id)
+),
+
+new_keys as (
+    select
+        cluster_id,
+        case
+            when 'C' || left(md5(cluster_id), 16) in (select customer_key from issued_keys)
+                then 'C' || left(md5(cluster_id || '@' || '{{ run_started_at }}'), 16)
+            else 'C' || left(md5(cluster_id), 16)
+        end as customer_key,
+        '{{ run_started_at }}'::timestamptz as key_issued_at
+    from unkeyed_clusters
+),
+
+cluster_keys as (
+    select * from kept_keys
+    union all
+    select * from new_keys
+),
+
+assigned as (
+    select
+        members.customer_record_id,
+        cluster_keys.customer_key,
+        members.previous_key,
+        cluster_keys.key_issued_at,
+        true as is_active
+    from members
+    inner join cluster_keys on members.cluster_id = cluster_keys.cluster_id
+),
+
+vanished as (
+    select
+        previous.customer_record_id,
+        previous.customer_key,
+        previous.customer_key as previous_key,
+        previous.key_issued_at,
+        false as is_active
+    from previous
+    where
+        previous.is_active
+        and not exists (select 1 from clusters where clusters.customer_record_id = previous.customer_record_id)
+),
+
+changed as (
+    select * from assigned
+    where
+        previous_key is distinct from customer_key
+        {%- if is_incremental() %}
+        or not exists (
+            select 1 from previous
+            where previous.customer_record_id = assigned.customer_record_id and previous.is_active
+        )
+        {%- endif %}
+
+    union all
+
+    select * from vanished
+),
+
+final as (
+    select
+        customer_record_id,
+        customer_key,
+        previous_key as previous_customer_key,
+        key_issued_at,
+        is_active,
+        '{{ run_started_at }}'::timestamptz as changed_at
+    from changed
+)
+
+select * from final

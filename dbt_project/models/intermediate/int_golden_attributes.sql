@@ -1,0 +1,79 @@
+{{ config(indexes=[{'columns': ['customer_key', 'attribute'], 'unique': true}]) }}
+
+{#- Survivorship: one row per customer_key and golden attribute, the surviving value with its
+    provenance (source system, record, updated-at) and the strategy that chose it. Strategies and
+    source priorities per attribute are configured in dbt_project.yml (var `survivorship`):
+    - source_priority: the best-ranked source holding a value, then the most recent record;
+    - most_recent: the most recently updated record holding a value, then source rank;
+    - most_frequent: the value most member records hold, then source rank, then recency.
+    Nulls never survive; the record id breaks any remaining tie, so the result is deterministic. -#}
+{%- set rules = var('survivorship') %}
+
+with records as (
+    select * from {{ ref('int_customer_records') }}
+),
+
+assignments as (
+    select * from {{ ref('int_customer_key_assignments') }}
+    where is_active
+),
+
+members as (
+    select
+        assignments.customer_key,
+        records.*
+    from records
+    inner join assignments on records.customer_record_id = assignments.customer_record_id
+),
+
+{%- for attribute, rule in rules.items() %}
+
+{{ attribute }}_candidates as (
+    select
+        customer_key,
+        {{ attribute }}::text as value,
+        source_system,
+        source_record_id,
+        source_updated_at,
+        customer_record_id,
+        {{ source_rank(rule['priority']) }} as source_rank,
+        count(*) over (partition by customer_key, {{ attribute }}) as value_frequency
+    from members
+    where {{ attribute }} is not null
+),
+
+{{ attribute }}_survivor as (
+    select distinct on (customer_key)
+        customer_key,
+        '{{ attribute }}' as attribute,
+        value,
+        source_system,
+        source_record_id,
+        source_updated_at,
+        '{{ rule["strategy"] }}' as strategy
+    from {{ attribute }}_candidates
+    order by
+        customer_key,
+        {%- if rule['strategy'] == 'source_priority' %}
+        source_rank, source_updated_at desc nulls last,
+        {%- elif rule['strategy'] == 'most_recent' %}
+        source_updated_at desc nulls last, source_rank,
+        {%- elif rule['strategy'] == 'most_frequent' %}
+        value_frequency desc, source_rank, source_updated_at desc nulls last,
+        {%- else %}
+        {{ exceptions.raise_compiler_error("survivorship." ~ attribute ~ ": unknown strategy '" ~ rule['strategy'] ~ "' (source_priority, most_recent or most_frequent)") }}
+        {%- endif %}
+        customer_record_id
+),
+{%- endfor %}
+
+final as (
+    {%- for attribute in rules %}
+    select * from {{ attribute }}_survivor
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+)
+
+select * from final

@@ -1,0 +1,73 @@
+{#- Conflict report for data stewards: one row per customer and attribute where the member records
+    disagree after standardisation (two different mobiles, two names that are not the same key),
+    with every distinct value and the systems holding it, and the value that survived. -#}
+{%- set attributes = ['customer_name', 'uscc', 'mobile_e164', 'phone_e164', 'email', 'province', 'city', 'address'] %}
+
+with records as (
+    select * from {{ ref('int_customer_records') }}
+),
+
+assignments as (
+    select * from {{ ref('int_customer_key_assignments') }}
+    where is_active
+),
+
+golden_attributes as (
+    select * from {{ ref('int_golden_attributes') }}
+),
+
+members as (
+    select
+        assignments.customer_key,
+        records.*
+    from records
+    inner join assignments on records.customer_record_id = assignments.customer_record_id
+),
+
+attribute_values as (
+    {%- for attribute in attributes %}
+    select
+        customer_key,
+        '{{ attribute }}' as attribute,
+        {%- if attribute == 'customer_name' %}
+        coalesce(name_match_key, customer_name) as comparable_value,
+        {%- else %}
+        {{ attribute }}::text as comparable_value,
+        {%- endif %}
+        {{ attribute }}::text as value,
+        source_system
+    from members
+    where {{ attribute }} is not null
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
+),
+
+disagreements as (
+    select
+        customer_key,
+        attribute,
+        count(distinct comparable_value)::integer as distinct_values,
+        string_agg(distinct value || ' (' || source_system || ')', '; ') as values_seen
+    from attribute_values
+    group by customer_key, attribute
+    having count(distinct comparable_value) > 1
+),
+
+final as (
+    select
+        disagreements.customer_key,
+        disagreements.attribute,
+        disagreements.distinct_values,
+        disagreements.values_seen,
+        golden_attributes.value as golden_value,
+        golden_attributes.source_system as golden_source_system
+    from disagreements
+    left join golden_attributes
+        on
+            disagreements.customer_key = golden_attributes.customer_key
+            and disagreements.attribute = golden_attributes.attribute
+)
+
+select * from final

@@ -1,0 +1,186 @@
+"""Stable customer keys across dbt runs: reruns, new customers, merges (aliases), splits, deletions,
+steward overrides and the giant-cluster guard, on the raw fixture in a database of its own."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from include.config import PgUrl
+from tests.conftest import create_database, drop_database
+from tests.dbt.conftest import run_dbt
+from tests.dbt.raw_fixture import build_raw_database
+
+IDENTITY_MODELS = " ".join(
+    f"+{model}"
+    for model in (
+        "dim_customer",
+        "customer_crosswalk",
+        "customer_key_lookup",
+        "identity_link_evidence",
+        "identity_oversized_clusters",
+    )
+)
+
+
+@dataclass
+class Warehouse:
+    db: PgUrl
+    tmp: Path
+
+    def run(self, *extra: str) -> None:
+        result = run_dbt(["run", "--select", IDENTITY_MODELS, *extra], self.db, self.tmp)
+        assert result.returncode == 0, result.stdout[-4000:]
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self.db.url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        with psycopg.connect(self.db.url, autocommit=True) as conn:
+            conn.execute(sql, params)
+
+    def keys(self) -> dict[str, str]:
+        rows = self.query(
+            "select source_system, source_record_id, customer_key from marts.customer_crosswalk"
+        )
+        return {f"{system}:{record}": key for system, record, key in rows}
+
+    def lookup(self, key: str) -> tuple[str, str | None]:
+        (row,) = self.query(
+            "select key_status, current_customer_key from marts.customer_key_lookup where customer_key = %s",
+            (key,),
+        )
+        return row
+
+    def land(self, source: str, entity: str, record_id: str, payload: dict, deleted: bool = False) -> None:
+        self.execute(
+            f'insert into "raw_{source}"."{entity}" (_batch_id, _loaded_at, _source, _record_id, '
+            "_content_hash, _source_updated_at, _deleted, payload) "
+            "values ('test', now(), %s, %s, md5(%s), now(), %s, %s)",
+            (source, record_id, json.dumps(payload) + str(deleted), deleted, json.dumps(payload)),
+        )
+
+    def steward(self, a: str, b: str, decision: str, reason: str) -> None:
+        self.execute(
+            "insert into steward.identity_overrides (record_id_a, record_id_b, decision, reason) "
+            "values (%s, %s, %s, %s)",
+            (a, b, decision, reason),
+        )
+
+
+@pytest.fixture(scope="module")
+def wh(pg_server: PgUrl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    db = create_database(pg_server, "c360_keys")
+    try:
+        build_raw_database(db.url)
+        yield Warehouse(db, tmp_path_factory.mktemp("dbt_keys"))
+    finally:
+        drop_database(db)
+
+
+def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse) -> None:
+    wh.run()
+    first = wh.keys()
+    issued = set(first.values())
+    assert len(issued) == len(wh.query("select * from marts.dim_customer"))
+
+    # An identical rerun gives identical keys and writes no assignment.
+    (written,) = wh.query("select max(changed_at) from intermediate.int_customer_key_assignments")
+    wh.run()
+    assert wh.keys() == first
+    assert wh.query("select max(changed_at) from intermediate.int_customer_key_assignments") == [written]
+
+    # A new customer gets a new key; nobody else's key moves.
+    wh.land(
+        "crm",
+        "accounts",
+        "A900",
+        {
+            "id": "A900",
+            "account_name": "赵新客",
+            "account_type": "person",
+            "phone": "13511112222",
+            "updated_at": datetime.now(UTC).isoformat(),
+        },
+    )
+    wh.run()
+    second = wh.keys()
+    new_key = second.pop("crm:A900")
+    assert second == first
+    assert new_key not in issued
+    issued.add(new_key)
+
+    # Merge: a steward says A900 is the customer of C007 (whose key is older): the older key survives,
+    # the newer one becomes an alias that resolves to it.
+    old_key = first["erp:C007"]
+    wh.steward("crm:A900", "erp:C007", "same", "客户来电核实: 同一人")
+    wh.run()
+    merged = wh.keys()
+    assert merged["crm:A900"] == merged["erp:C007"] == merged["oa:OA7"] == old_key
+    assert wh.lookup(new_key) == ("alias", old_key)
+    assert wh.query("select count(*) from marts.dim_customer where customer_key = %s", (new_key,)) == [(0,)]
+    assert wh.query(
+        "select rule_name, steward_reason from marts.identity_link_evidence where record_id_a = 'crm:A900'"
+    ) == [("steward", "steward: 客户来电核实: 同一人")]
+
+    # Split: the steward says C007 and OA7 are never the same: the larger part (C007 + A900) keeps the
+    # key, OA7 gets a key never given before.
+    wh.steward("erp:C007", "oa:OA7", "never", "不同法人")
+    wh.run()
+    split = wh.keys()
+    assert split["erp:C007"] == split["crm:A900"] == old_key
+    assert split["oa:OA7"] not in issued
+    issued.add(split["oa:OA7"])
+
+    # Deletion: a record every source dropped keeps its key, inactive; its key is retired, never reused.
+    lone_key = split["crm:A004"]
+    wh.land("crm", "accounts", "A004", {"id": "A004", "_deleted": True}, deleted=True)
+    wh.run()
+    after = wh.keys()
+    assert "crm:A004" not in after
+    assert wh.lookup(lone_key) == ("retired", None)
+    assert {k: v for k, v in after.items()} == {k: v for k, v in split.items() if k != "crm:A004"}
+
+    # Every key ever given is in the lookup, once.
+    assert wh.query("select count(*) from marts.customer_key_lookup") == [(len(issued),)]
+
+
+def test_a_cluster_over_the_size_limit_is_not_merged_but_reported(wh: Warehouse) -> None:
+    if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
+        wh.run()  # run alone: the story above has not built the warehouse
+    before = wh.keys()
+    group = ["crm:A001", "erp:C001", "oa:OA1", "marketing:a1b2c3d4e5f60718:2"]
+    assert len({before[r] for r in group}) == 1
+    identity = _identity_vars(max_cluster_size=3)
+    wh.run("--vars", json.dumps({"identity": identity}))
+    after = wh.keys()
+    assert len({after[r] for r in group}) == 4  # kept apart
+    assert after["crm:A001"] == before["crm:A001"]  # one part keeps the key, the others get new ones
+    assert wh.query("select component_id, component_size from marts.identity_oversized_clusters") == [
+        ("crm:A001", 4)
+    ]
+
+
+def test_connected_components_follow_chains_and_cycles(wh: Warehouse) -> None:
+    rows = wh.query(
+        "select node_id, component_id from intermediate.connected_components($$ "
+        "select * from (values ('r1','r4'), ('r3','r4'), ('r3','r5'), ('r2','r5'), ('r7','r8'), ('r8','r9'), "
+        "('r9','r7')) as e(a, b) $$) order by 1"
+    )
+    assert dict(rows) == {f"r{i}": "r1" for i in (1, 2, 3, 4, 5)} | {f"r{i}": "r7" for i in (7, 8, 9)}
+
+
+def _identity_vars(**changes) -> dict:
+    import yaml
+
+    from include.config import DBT_PROJECT_DIR
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    return {**project["vars"]["identity"], **changes}

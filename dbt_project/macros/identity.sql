@@ -69,7 +69,7 @@
 
 {#- The evidence rows one exact rule gives: every pair of records sharing the rule's value, among
     values held by 2..max_records_per_value records. `values_cte` has customer_record_id,
-    customer_type, customer_name, and the rule's field. -#}
+    customer_type, match_name, and the rule's field. -#}
 {% macro exact_rule_evidence(rule, values_cte) -%}
     {%- set cfg = var('identity') -%}
     {%- set field = rule['field'] -%}
@@ -81,7 +81,7 @@
         a.{{ field }}::text as value_a,
         b.{{ field }}::text as value_b,
         {% if rule.get('name_similarity') -%}
-        {{ name_similarity('a.customer_name', 'b.customer_name') }}::numeric(5, 4) as similarity,
+        {{ name_similarity('a.match_name', 'b.match_name') }}::numeric(5, 4) as similarity,
         {%- else -%}
         null::numeric(5, 4) as similarity,
         {%- endif %}
@@ -100,6 +100,9 @@
         {%- if rule.get('same_type') %}
         and a.customer_type = b.customer_type
         {%- endif %}
+        {%- if rule.get('cross_type') %}
+        and a.customer_type <> b.customer_type
+        {%- endif %}
         {%- if rule.get('customer_type') %}
         and a.customer_type = '{{ rule["customer_type"] }}' and b.customer_type = '{{ rule["customer_type"] }}'
         {%- endif %}
@@ -107,7 +110,7 @@
         and char_length(a.{{ field }}::text) >= {{ rule['min_length'] }}
         {%- endif %}
         {%- if rule.get('name_similarity') %}
-        and {{ name_similarity('a.customer_name', 'b.customer_name') }} >= {{ rule['name_similarity'] }}
+        and {{ name_similarity('a.match_name', 'b.match_name') }} >= {{ rule['name_similarity'] }}
         {%- endif %}
 {%- endmacro %}
 

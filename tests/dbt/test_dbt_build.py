@@ -63,6 +63,7 @@ def test_models_land_in_their_layer_schema(dbt_warehouse: DbtWarehouse) -> None:
         "int_customer_records",
         "int_identity_evidence",
         "int_identity_edges",
+        "int_identity_components",
         "int_identity_clusters",
         "int_customer_key_assignments",
         "int_customer_key_registry",
@@ -205,5 +206,5 @@ def test_every_model_and_column_is_documented(dbt_warehouse: DbtWarehouse) -> No
                 problems.append(f"{unique_id}.{column}: not documented")
             elif not doc["meta"].get("label_zh") or doc["meta"].get("pii") not in PII_CLASSES:
                 problems.append(f"{unique_id}.{column}: meta needs label_zh and pii")
-    assert len(catalog["nodes"]) == 28  # 26 models + 2 snapshots
+    assert len(catalog["nodes"]) == 29  # 27 models + 2 snapshots
     assert problems == []

@@ -152,6 +152,23 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
     assert wh.query("select count(*) from marts.customer_key_lookup") == [(len(issued),)]
 
 
+def test_a_record_tied_to_two_companies_by_name_alone_joins_neither(wh: Warehouse) -> None:
+    """华信科技 names two companies with different credit codes (erp:C008 Beijing, crm:A008 Shanghai):
+    a lead that only says 华信科技 must not chain them into one customer, nor join either."""
+    if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
+        wh.run()
+    before = wh.keys()
+    wh.land("oa", "customer_archive", "OA-HX", {"archive_id": "OA-HX", "customer_name": "华信科技有限公司"})
+    wh.run()
+    after = wh.keys()
+    assert after["erp:C008"] == before["erp:C008"] != after["crm:A008"] == before["crm:A008"]
+    assert after["oa:OA-HX"] not in (after["erp:C008"], after["crm:A008"])
+    assert wh.query(
+        "select has_conflicting_anchors from intermediate.int_identity_components "
+        "where customer_record_id = 'oa:OA-HX'"
+    ) == [(True,)]
+
+
 def test_a_cluster_over_the_size_limit_is_not_merged_but_reported(wh: Warehouse) -> None:
     if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
         wh.run()  # run alone: the story above has not built the warehouse

@@ -1,12 +1,13 @@
 {{ config(indexes=[{'columns': ['customer_record_id'], 'unique': true}, {'columns': ['cluster_id']}]) }}
 
-{#- Connected components of the identity graph: every customer record with the cluster it belongs
-    to, named after its smallest member. intermediate.connected_components() (macro
-    create_identity_support) propagates the smallest label along the links, with pointer jumping,
-    so it takes a few set-based rounds at any size.
-    Over-merging guard: a component larger than var identity.max_cluster_size is not merged; its
-    records stay apart (each its own cluster, oversized_component_id set) and it is listed in
-    identity_oversized_clusters for a steward. -#}
+{#- The identity clusters: every customer record with the cluster it belongs to, named after the
+    cluster's smallest record id. Second pass over int_identity_components:
+    - in a component holding two different valid credit codes or ID numbers, only strong links
+      (match_score >= var identity.strong_link_score) hold: a record tied to two companies by weaker
+      evidence is joined to neither;
+    - a component still larger than var identity.max_cluster_size is not merged: its records stay
+      apart (each its own cluster, oversized_component_id set) and it is listed in
+      identity_oversized_clusters for a steward. -#}
 {%- set cfg = var('identity') %}
 
 with records as (
@@ -15,9 +16,13 @@ with records as (
 
 components as (
     select node_id, component_id
-    from intermediate.connected_components(
-        $edges$ select record_id_a, record_id_b from {{ ref('int_identity_edges') }} $edges$
-    )
+    from intermediate.connected_components($edges$
+        select edges.record_id_a, edges.record_id_b
+        from {{ ref('int_identity_edges') }} as edges
+        inner join {{ ref('int_identity_components') }} as first_pass
+            on edges.record_id_a = first_pass.customer_record_id
+        where not first_pass.has_conflicting_anchors or edges.match_score >= {{ cfg['strong_link_score'] }}
+    $edges$)
 ),
 
 component_sizes as (

@@ -5,8 +5,9 @@
     and the guards are configured in dbt_project.yml (var `identity`), not here:
     - exact rules: the same standardised value, among values held by at most max_records_per_value
       records (so switchboards and placeholder emails are no evidence);
-    - fuzzy rules: pg_trgm name similarity inside blocks (same city and name start / end), blocks
-      of at most max_block_size records. -#}
+    - fuzzy rules: name similarity inside blocks (same city and name start), blocks of at most
+      max_block_size records.
+    Names are compared as match_name: the company-name key for companies, the name for persons. -#}
 {%- set cfg = var('identity') %}
 
 with records as (
@@ -24,6 +25,7 @@ match_values as (
         mobile_e164,
         phone_e164,
         name_match_key,
+        coalesce(name_match_key, customer_name) as match_name,
         city,
         case
             when customer_type = 'company' then left(name_match_key, 2) else left(customer_name, 1)

@@ -1,0 +1,38 @@
+{{ config(indexes=[{'columns': ['customer_record_id'], 'unique': true}, {'columns': ['component_id']}]) }}
+
+{#- First pass of clustering: the connected components of all links. Every linked record with its
+    component (named after the component's smallest record id) and whether the component holds two
+    different valid credit codes or ID numbers, i.e. joins customers that cannot be one.
+    intermediate.connected_components() (macro create_identity_support) propagates the smallest label
+    along the links with pointer jumping: a few set-based rounds at any size. -#}
+
+with records as (
+    select * from {{ ref('int_customer_records') }}
+),
+
+components as (
+    select node_id, component_id
+    from intermediate.connected_components(
+        $edges$ select record_id_a, record_id_b from {{ ref('int_identity_edges') }} $edges$
+    )
+),
+
+anchors as (
+    select
+        components.component_id,
+        count(distinct records.uscc) > 1 or count(distinct records.id_card_hash) > 1 as has_conflicting_anchors
+    from components
+    inner join records on components.node_id = records.customer_record_id
+    group by components.component_id
+),
+
+final as (
+    select
+        components.node_id as customer_record_id,
+        components.component_id,
+        anchors.has_conflicting_anchors
+    from components
+    inner join anchors on components.component_id = anchors.component_id
+)
+
+select * from final

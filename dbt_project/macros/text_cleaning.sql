@@ -35,15 +35,16 @@
 {%- endmacro %}
 
 {#- Company-name key for exact matching: half-width, lower-case, no spaces or punctuation, no
-    parenthesised region ("（深圳）"), no leading province/city (with or without 省/市/自治区), no legal
-    form suffix (股份有限公司, 有限责任公司, 有限公司, 公司, 集团, Co. Ltd, Inc, ...). Null when nothing is left. -#}
+    parenthesised region ("（深圳）"), no leading province/city (with or without 省/市/自治区), no branch
+    marker ("北京分公司", "第二分店", "办事处": a branch matches its company), no legal form suffix (股份有限公司, 有限责任公司, 有限公司, 公司, 集团, Co. Ltd, Inc, ...). Null when nothing is left. -#}
 {% macro company_name_key(expr) -%}
     {%- set regions = cn_region_names() -%}
     {%- set s0 = "lower(" ~ fullwidth_to_ascii(expr) ~ ")" -%}
     {%- set s1 = "regexp_replace(" ~ s0 ~ ", '\\((" ~ regions ~ ")(省|市)?\\)', '', 'g')" -%}
     {%- set s2 = "regexp_replace(" ~ s1 ~ ", '[[:space:][:punct:]·、，。：；“”‘’《》【】（）]', '', 'g')" -%}
     {%- set s3 = "regexp_replace(" ~ s2 ~ ", '^((" ~ regions ~ ")(省|市|自治区|壮族自治区|回族自治区|维吾尔自治区|特别行政区)?){1,2}', '')" -%}
-    {%- set s4 = "regexp_replace(" ~ s3 ~ ", '(集团)?(股份有限公司|有限责任公司|有限公司|公司|集团|companylimited|colimited|coltd|ltd|limited|inc|corporation|corp)$', '')" -%}
+    {%- set s3b = "regexp_replace(" ~ s3 ~ ", '(" ~ regions ~ ")?(第[一二三四五六七八九十0-9]+)?(分公司|分店|分厂|分行|分部|办事处|营业部)$', '')" -%}
+    {%- set s4 = "regexp_replace(" ~ s3b ~ ", '(集团)?(股份有限公司|有限责任公司|有限公司|公司|集团|companylimited|colimited|coltd|ltd|limited|inc|corporation|corp)$', '')" -%}
     nullif({{ s4 }}, '')
 {%- endmacro %}
 

@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -180,11 +181,24 @@ def prepare(ws: Workspace, records: int, changes: int) -> Prepared:
         say(f"identity: cached records in {target}")
         return Prepared(target, json.loads((target / "meta.json").read_text()))
 
+    work = target.with_name(f"{key}.partial-{os.getpid()}")
+    (work / "raw").mkdir(parents=True, exist_ok=True)
+    try:
+        meta = _generate_into(ws, work, customers, new_customers, changes)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if target.exists():  # another run finished first
+        shutil.rmtree(work, ignore_errors=True)
+        return Prepared(target, json.loads((target / "meta.json").read_text()))
+    work.rename(target)
+    return Prepared(target, meta)
+
+
+def _generate_into(ws: Workspace, work: Path, customers: int, new_customers: int, changes: int) -> dict:
     from include import config
     from include.sandbox.generator import generate
 
-    work = target.with_name(f"{key}.partial-{os.getpid()}")
-    (work / "raw").mkdir(parents=True, exist_ok=True)
     erp_url = ws.fresh_database("identity_erp")
     say(f"identity: generating {customers + new_customers:,} customers ({new_customers:,} held back as new)")
     started = time.perf_counter()
@@ -249,10 +263,7 @@ def prepare(ws: Workspace, records: int, changes: int) -> Prepared:
         "as_of": AS_OF,
     }
     (work / "meta.json").write_text(json.dumps(meta, indent=2))
-    if target.exists():  # another run finished first
-        return Prepared(target, json.loads((target / "meta.json").read_text()))
-    work.rename(target)
-    return Prepared(target, meta)
+    return meta
 
 
 # --- 2. landing ----------------------------------------------------------------------------------------

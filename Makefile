@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test up down docs lint bench env clean
+.PHONY: demo test up down docs lint bench quality env clean
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -34,6 +34,9 @@ docs: $(STAMP)  ## build the dbt docs (data dictionary) and serve them on :8081
 
 bench: $(STAMP)  ## benchmarks (figures, not tests); BENCH_ARGS="--records 200000" for a quick run
 	$(PY) -m include.cli bench $(BENCH_ARGS)
+
+quality: $(STAMP)  ## score identity resolution against the sandbox ground truth (after make demo)
+	$(PY) -m include.cli quality $(QUALITY_ARGS)
 
 env: $(STAMP)  ## eval "$$(make -s env)" to get the same environment in your shell
 	@$(PY) -m include.cli env

@@ -19,16 +19,18 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import dag_parse, incremental, landing, memory
+from benchmarks import dag_parse, identity, incremental, landing, memory
 from benchmarks.common import Result, Workspace, say, server_from_env
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 
-BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result]] = {
+#: A benchmark returns one Result, or several (identity: build, memory, quality, incremental, Splink).
+BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result | list[Result]]] = {
     "landing": lambda ws, args: landing.run(ws, args.records, args.chunk_size),
     "incremental": lambda ws, args: incremental.run(ws, args.records),
     "memory": lambda ws, args: memory.run(ws, args.records),
     "dag_parse": lambda ws, args: dag_parse.run(ws, args.dag_parse_runs),
+    "identity": lambda ws, args: identity.run(ws, args.records, args.identity_changes, not args.no_splink),
 }
 
 
@@ -49,6 +51,8 @@ def _fmt(value: float | None, unit: str) -> str:
         return f"{value:.2%}"
     if unit == "x":
         return f"{value:.2f} x"
+    if unit == "":  # a ratio such as precision or F1
+        return f"{value:.4f}"
     if unit == "MB":
         return f"{value:,.0f} MB"
     return f"{value:.3f} {unit}"
@@ -77,7 +81,10 @@ def table(results: list[Result], failures: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--records", type=int, default=1_000_000, help="N for landing, incremental and memory (1000000)"
+        "--records",
+        type=int,
+        default=1_000_000,
+        help="N for landing, incremental, memory and identity (source customer records) (1000000)",
     )
     parser.add_argument(
         "--only", type=_names, default=list(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}"
@@ -86,6 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         "--chunk-size", type=int, default=None, help="landing chunk (default: the runner's LAND_BATCH_ROWS)"
     )
     parser.add_argument("--dag-parse-runs", type=int, default=5)
+    parser.add_argument(
+        "--identity-changes", type=int, default=10_000, help="new or changed records for identity (10000)"
+    )
+    parser.add_argument("--no-splink", action="store_true", help="identity without the Splink comparison")
     args = parser.parse_args(argv)
     if args.records < 1:
         parser.error("--records must be at least 1")
@@ -115,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in args.only:
             try:
-                results.append(BENCHMARKS[name](ws, args))
+                result = BENCHMARKS[name](ws, args)
+                results.extend(result if isinstance(result, list) else [result])
             except Exception as exc:  # one broken benchmark should not hide the others' figures
                 traceback.print_exc()
                 failures[name] = f"{type(exc).__name__}: {exc}"
@@ -130,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table(results, failures))
     print()
     for r in results:
-        print(f"{r.name}: {json.dumps(r.details, ensure_ascii=False)}")
+        if r.details:
+            print(f"{r.name}: {json.dumps(r.details, ensure_ascii=False)}")
     print()
     print(
         f"Machine: {os.cpu_count()} CPUs shared with other work (load average {load_before[0]:.2f} before, "

@@ -30,6 +30,7 @@ from include.config import (
     PgUrl,
     data_dir,
     erp_url,
+    ground_truth_dir,
     sandbox_dir,
     sandbox_port,
 )
@@ -218,6 +219,7 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def print_summary(warehouse_url: str, run_started: datetime) -> None:
+    from include.identity.quality import report_lines
     from include.summary import pipeline_summary
 
     with psycopg.connect(warehouse_url) as conn:
@@ -231,12 +233,36 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print("-" * 60)
     print(f"source customer records:        {summary['crosswalk_records']:,}")
     print(f"unique customers (dim_customer): {summary['customers']:,}")
+    if summary["quality"] is not None:
+        print("identity quality against the sandbox ground truth (`make quality`):")
+        for line in report_lines(summary["quality"]):
+            print(f"  {line}")
     print(f"pushes to CRM (this run):        {summary['pushes']}")
     print(f"freshness:                       {summary['freshness']}")
     print()
     print(f"connect with:  psql {warehouse_url}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")
     print("Airflow UI:    make up    (then open http://127.0.0.1:8080)")
+
+
+def quality(args: argparse.Namespace) -> int:
+    """Score the warehouse's resolution (marts.customer_crosswalk) against the sandbox ground truth."""
+    from include.identity.quality import QualityInputError, report_lines, score_warehouse
+
+    url, _ = ensure_warehouse()
+    truth = Path(args.ground_truth) if args.ground_truth else ground_truth_dir()
+    try:
+        report = score_warehouse(url, truth, relation=args.relation)
+    except QualityInputError as exc:
+        say(str(exc))
+        return 2
+    print(f"Identity quality: {args.relation} in {PgUrl.parse(url).dbname} against {truth}")
+    for line in report_lines(report):
+        print(f"  {line}")
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    met = report.precision_met and report.recall_met
+    return 1 if args.check and not met else 0
 
 
 def test(args: argparse.Namespace) -> int:
@@ -353,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("bench", help="run the benchmarks and print their figures")
     p.add_argument("bench_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=bench)
+    p = sub.add_parser("quality", help="score identity resolution against the sandbox ground truth")
+    p.add_argument("--ground-truth", default=None, help="folder with links.csv (default: the data folder's)")
+    p.add_argument("--relation", default="marts.customer_crosswalk", help="resolution to score")
+    p.add_argument("--json", action="store_true", help="also print the figures as one JSON line")
+    p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
+    p.set_defaults(func=quality)
     sub.add_parser("docs", help="build the dbt docs and serve them on :8081").set_defaults(func=docs)
     sub.add_parser("env", help="print export lines for this environment").set_defaults(func=env_cmd)
     args = parser.parse_args(argv)

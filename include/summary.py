@@ -1,4 +1,5 @@
-"""Figures a person reads after a run: records per source, customers, pushes, freshness."""
+"""Figures a person reads after a run: records per source, customers, identity quality, pushes,
+freshness."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from include.config import ground_truth_dir
+from include.identity.quality import QualityInputError, QualityReport, score_resolution
 from include.registry import load_sources
 
 
@@ -39,10 +42,17 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
                 (source.name, since),
             )
         sources.append({"source": source.name, "records": records, "landed_this_run": int(landed)})
-    summary: dict[str, Any] = {"sources": sources, "customers": 0, "crosswalk_records": 0, "pushes": "n/a"}
+    summary: dict[str, Any] = {
+        "sources": sources,
+        "customers": 0,
+        "crosswalk_records": 0,
+        "pushes": "n/a",
+        "quality": None,
+    }
     if _exists(conn, "marts.dim_customer"):
         summary["customers"] = _scalar(conn, "select count(*) from marts.dim_customer")
         summary["crosswalk_records"] = _scalar(conn, "select count(*) from marts.customer_crosswalk")
+        summary["quality"] = identity_quality(conn)
     if _exists(conn, "ops.push_runs"):
         row = conn.execute(
             "select sum(sent), sum(accepted), sum(rejected), sum(already_sent) from ops.push_runs "
@@ -60,3 +70,12 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
     else:
         summary["freshness"] = "not checked"
     return summary
+
+
+def identity_quality(conn: psycopg.Connection) -> QualityReport | None:
+    """The resolution scored against the sandbox ground truth; None without a ground truth (a
+    warehouse fed by real systems has none)."""
+    try:
+        return score_resolution(conn, ground_truth_dir())
+    except QualityInputError:
+        return None

@@ -1,0 +1,1 @@
+"""Identity resolution: measuring it (quality against the sandbox ground truth)."""

@@ -21,7 +21,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
-from c360_monitoring import alert_callbacks, deadline_alert
+from c360_monitoring import alert_callbacks
 
 from include.config import WAREHOUSE_CONN_ID
 from include.tags import OWNER, Layer
@@ -42,7 +42,6 @@ from include.tags import OWNER, Layer
         "retry_delay": timedelta(minutes=1),
         **alert_callbacks(),
     },
-    deadline=deadline_alert(timedelta(minutes=20), "the monitoring itself is late: alerts may be missing"),
 )
 def monitor_freshness():
     @task

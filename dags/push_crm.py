@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
-from c360_monitoring import alert_callbacks, deadline_alert, freshness_gates
+from c360_monitoring import alert_callbacks, freshness_gates
 
 from include.assets import DIM_CUSTOMER
 from include.config import WAREHOUSE_CONN_ID
@@ -34,7 +34,6 @@ CRM = get_source("crm")
     doc_md=__doc__,
     tags=[Layer.PUSH.value, target_tag("crm")],
     default_args={"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=2), **alert_callbacks()},
-    deadline=deadline_alert(timedelta(hours=2), "the CRM is not getting the golden records"),
 )
 def push_crm():
     @task(pool=CRM.pool or "default_pool")

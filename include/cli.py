@@ -121,6 +121,13 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             "C360_SANDBOX_REDIS_URL": redis_url,
         }
     )
+    # alert channels of include/registry/monitoring.yaml, as Airflow connection URIs, when given
+    for var, conn_id in (
+        ("C360_ALERT_WEBHOOK_URL", "C360_ALERT_WEBHOOK"),
+        ("C360_ALERT_SMTP_URL", "C360_ALERT_SMTP"),
+    ):
+        if os.environ.get(var):
+            env[f"AIRFLOW_CONN_{conn_id}"] = os.environ[var]
     for source in load_sources():
         if source.kind == "http":
             env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = json.dumps(

@@ -60,6 +60,10 @@ class Message:
         return lines
 
 
+class ChannelNotConfigured(Exception):
+    """The channel's Airflow connection is not defined here: the channel is skipped, not failed."""
+
+
 class Sender(Protocol):
     def __call__(self, channel: Channel, message: Message) -> None: ...
 
@@ -99,6 +103,13 @@ def email_html(message: Message) -> str:
 
 def send_via_hooks(channel: Channel, message: Message) -> None:
     """Deliver through the providers' hooks; raises when the receiver refuses the message."""
+    from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        BaseHook.get_connection(channel.conn_id)
+    except AirflowNotFoundException as exc:
+        raise ChannelNotConfigured(f"connection {channel.conn_id!r} is not defined") from exc
     if channel.kind == "webhook":
         from airflow.providers.http.hooks.http import HttpHook
 
@@ -123,13 +134,21 @@ def send_via_hooks(channel: Channel, message: Message) -> None:
 # --- state ------------------------------------------------------------------------------------------
 
 
-def _deliver(conn: psycopg.Connection, channels: list[Channel], message: Message, send: Sender) -> list[str]:
-    delivered = []
+def _deliver(
+    conn: psycopg.Connection, channels: list[Channel], message: Message, send: Sender
+) -> tuple[list[str], int]:
+    """Send to every channel; returns the channels that took it and how many were tried."""
+    delivered, attempted = [], 0
     for channel in channels:
         error = None
+        attempted += 1
         try:
             send(channel, message)
             delivered.append(channel.name)
+        except ChannelNotConfigured as exc:
+            attempted -= 1
+            log.info("alert channel %s skipped: %s", channel.name, exc)
+            continue
         except Exception as exc:  # a channel down must not stop the others
             error = f"{type(exc).__name__}: {exc}"[:2000]
             log.warning("alert %s not delivered to %s: %s", message.alert.key, channel.name, error)
@@ -146,7 +165,7 @@ def _deliver(conn: psycopg.Connection, channels: list[Channel], message: Message
                 "\n".join([message.headline, *message.lines()]),
             ),
         )
-    return delivered
+    return delivered, attempted
 
 
 def _touch(conn: psycopg.Connection, key: str, now: datetime) -> None:
@@ -202,8 +221,8 @@ def report(
                 c for c in settings.channels if SEVERITY_RANK[alert.severity] >= SEVERITY_RANK[c.min_severity]
             ]
             message = Message(alert, transition, now if transition == "firing" else since)
-        delivered = _deliver(conn, channels, message, send)
-        if channels and not delivered:
+        delivered, attempted = _deliver(conn, channels, message, send)
+        if attempted and not delivered:
             log.error("alert %s reached no channel; the next check will try again", alert.key)
             # keep the delivery log, not the state change
             conn.execute(

@@ -89,7 +89,12 @@ async def on_deadline_missed(context: dict[str, Any], what: str = "") -> None:
 
 
 def deadline_alert(within: timedelta, what: str):
-    """An Airflow 3 Deadline Alert: warn when a run has not finished ``within`` of being queued."""
+    """An Airflow 3 Deadline Alert: warn when a run has not finished ``within`` of being queued.
+
+    Airflow 3.3.2's ``dag.test()`` / ``airflow dags test`` cannot finish a run of a DAG that has a
+    deadline (it looks the in-memory alert up as a database id), so DAGs that ``make demo`` runs
+    through ``airflow dags test`` do not carry one yet; the scheduler path is unaffected.
+    """
     from airflow.sdk import AsyncCallback, DeadlineAlert, DeadlineReference
 
     return DeadlineAlert(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import dag_parse, incremental, landing, memory
+from benchmarks import dag_parse, incremental, landing, memory, monitoring
 from benchmarks.common import Result, Workspace, say, server_from_env
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result]] = {
     "incremental": lambda ws, args: incremental.run(ws, args.records),
     "memory": lambda ws, args: memory.run(ws, args.records),
     "dag_parse": lambda ws, args: dag_parse.run(ws, args.dag_parse_runs),
+    "monitoring": lambda ws, args: monitoring.run(ws, args.monitoring_days),
 }
 
 
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         "--chunk-size", type=int, default=None, help="landing chunk (default: the registry's CRM page size)"
     )
     parser.add_argument("--dag-parse-runs", type=int, default=5)
+    parser.add_argument("--monitoring-days", type=int, default=90, help="audit history for monitoring (90)")
     args = parser.parse_args(argv)
     if args.records < 1:
         parser.error("--records must be at least 1")

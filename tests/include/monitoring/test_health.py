@@ -267,3 +267,22 @@ def test_a_generated_drop_in_volume_is_an_anomaly_and_alerts(shop, fresh_db, mon
     texts = hook.texts()
     assert len(texts) == 2
     assert "volume ratio low" in texts[0] and "400 rows vs usual 1000" in texts[0]
+
+
+def test_the_plugin_serves_the_health_view(conn, fresh_db):
+    from c360_monitoring import C360MonitoringPlugin
+    from c360_monitoring.health_page import create_app
+    from fastapi.testclient import TestClient
+
+    all_sources_extracted(conn)
+    conn.execute("update ops.extract_runs set finished_at = now() - interval '100 hours' where source = 'oa'")
+    conn.commit()
+    client = TestClient(create_app(fresh_db.url))
+    body = client.get("/api").json()
+    assert body["systems"]["oa"]["status"] == "red"
+    assert body["systems"]["crm"]["status"] == "green"
+    page = client.get("/").text
+    assert '<td>oa</td><td><b style="color:#d93025">RED</b>' in page
+    assert "last_success_age_h" in page
+    (app,) = C360MonitoringPlugin.fastapi_apps
+    assert app["url_prefix"] == C360MonitoringPlugin.external_views[0]["href"].rstrip("/")

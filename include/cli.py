@@ -225,6 +225,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print(f"unique customers (dim_customer): {summary['customers']:,}")
     print(f"pushes to CRM (this run):        {summary['pushes']}")
     print(f"freshness:                       {summary['freshness']}")
+    print(f"pipeline health:                 {summary['health']}  (monitoring.pipeline_health)")
     print()
     print(f"connect with:  psql {warehouse_url}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")

@@ -365,7 +365,9 @@ def pipeline_health(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
 def measure_push_latency(conn: psycopg.Connection) -> int:
     """End-to-end latency of every push run not yet measured: for each accepted change, the time
     from the newest source change of that customer (``marts.customer_crosswalk.source_updated_at``)
-    before the push to the push itself. Returns how many runs were measured."""
+    before the push to the push itself. A change older than the pipeline (made before the first
+    extract of its source, as on an initial load) counts from that first extract: it could not have
+    been pushed earlier. Returns how many runs were measured."""
     if not conn.execute("select to_regclass('marts.customer_crosswalk') is not null").fetchone()[0]:
         return 0
     measured = conn.execute(
@@ -377,10 +379,13 @@ def measure_push_latency(conn: psycopg.Connection) -> int:
                max(l.latency)
         from {OPS_SCHEMA}.push_runs r
         left join lateral (
-            select extract(epoch from p.pushed_at - max(x.source_updated_at)) / 60 as latency
+            select extract(epoch from p.pushed_at - max(greatest(x.source_updated_at, f.first_extract))) / 60
+                   as latency
             from {OPS_SCHEMA}.push_log p
             join marts.customer_crosswalk x
               on x.customer_key = p.customer_key and x.source_updated_at <= p.pushed_at
+            join (select source, min(started_at) as first_extract from {OPS_SCHEMA}.extract_runs
+                  group by source) f on f.source = x.source_system
             where p.run_id = r.run_id and p.status in ('created', 'updated', 'unchanged')
             group by p.record_id, p.pushed_at
         ) l on true

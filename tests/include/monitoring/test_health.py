@@ -128,34 +128,41 @@ def test_flows_reject_backlog_outbox_age_and_last_push(conn):
 
 
 def test_end_to_end_latency_per_push_run(conn):
+    all_sources_extracted(conn, ago=timedelta(days=2))  # the pipeline has run for two days
     all_sources_extracted(conn)
     conn.execute("create schema marts")
     conn.execute(
         "create table marts.customer_crosswalk (source_system text, source_record_id text, "
         "customer_key text, source_updated_at timestamptz)"
     )
-    run_id = add_push(conn, "crm.accounts", ago=timedelta(minutes=1), statuses=["updated", "updated"])
+    run_id = add_push(conn, "crm.accounts", ago=timedelta(minutes=1), statuses=["updated"] * 3)
     pushed = conn.execute(
         "select pushed_at from ops.push_log where run_id = %s limit 1", (run_id,)
     ).fetchone()[0]
     conn.execute(
         "insert into marts.customer_crosswalk values ('erp', 'E0', 'k0', %s), ('crm', 'C0', 'k0', %s), "
-        "('oa', 'O1', 'k1', %s), ('oa', 'O2', 'k1', %s)",
+        "('oa', 'O1', 'k1', %s), ('oa', 'O2', 'k1', %s), ('erp', 'E2', 'k2', %s)",
         (
             pushed - timedelta(minutes=90),
-            pushed - timedelta(minutes=30),
-            pushed - timedelta(minutes=10),
-            pushed + timedelta(minutes=5),
-        ),  # a change after the push: not it
+            pushed - timedelta(minutes=30),  # k0: its newest change before the push, 30 min
+            pushed - timedelta(minutes=10),  # k1: 10 min ...
+            pushed + timedelta(minutes=5),  # ... a change after the push is not what was pushed
+            pushed - timedelta(days=300),  # k2: changed before the pipeline existed: counted from the
+        ),  # first ERP extract, two days (and a minute) before the push
     )
     assert measure_push_latency(conn) == 1
     assert measure_push_latency(conn) == 0  # each run measured once
     n, p50, worst = conn.execute(
         "select measured_records, p50_min, max_min from monitoring.push_latency where run_id = %s", (run_id,)
     ).fetchone()
-    assert (n, float(p50), float(worst)) == (2, pytest.approx(20), pytest.approx(30))
+    first_erp = conn.execute("select min(started_at) from ops.extract_runs where source = 'erp'").fetchone()[
+        0
+    ]
+    assert n == 3
+    assert float(p50) == pytest.approx(30)
+    assert float(worst) == pytest.approx((pushed - first_erp).total_seconds() / 60)
     check = next(c for c in health_checks(conn) if c["check_name"] == "e2e_latency_p95_min")
-    assert float(check["value"]) == pytest.approx(29, abs=0.01) and check["status"] == "green"
+    assert check["status"] == "red"  # p95 is the two-day-old change: past 12 h
 
 
 def test_data_checks_catch_duplicates_nulls_and_a_shrunken_mart(conn):

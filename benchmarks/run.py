@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import dag_parse, identity, incremental, landing, memory
+from benchmarks import dag_parse, identity, incremental, landing, memory, monitoring
 from benchmarks.common import Result, Workspace, say, server_from_env
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result | list[Re
     "memory": lambda ws, args: memory.run(ws, args.records),
     "dag_parse": lambda ws, args: dag_parse.run(ws, args.dag_parse_runs),
     "identity": lambda ws, args: identity.run(ws, args.records, args.identity_changes, not args.no_splink),
+    "monitoring": lambda ws, args: monitoring.run(ws, args.monitoring_days),
 }
 
 
@@ -97,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         "--identity-changes", type=int, default=10_000, help="new or changed records for identity (10000)"
     )
     parser.add_argument("--no-splink", action="store_true", help="identity without the Splink comparison")
+    parser.add_argument("--monitoring-days", type=int, default=90, help="audit history for monitoring (90)")
     args = parser.parse_args(argv)
     if args.records < 1:
         parser.error("--records must be at least 1")

@@ -25,6 +25,7 @@ from datetime import timedelta
 import pendulum
 from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
 from airflow.sdk import Asset, AssetOrTimeSchedule, AssetWatcher, CronDataIntervalTimetable, dag, task
+from c360_monitoring import alert_callbacks
 
 from include.assets import raw_asset
 from include.registry import Source, load_sources
@@ -70,7 +71,12 @@ def _build(source: Source):
         doc_md=f"# Extract {source.name} ({source.label})\n\n{source.description}\n\n"
         f"Lands into schema `{source.raw_schema}`:\n\n{entity_list}\n\n{__doc__}",
         tags=[Layer.EXTRACT.value, source_tag(source.name)],
-        default_args={"owner": source.owner, "retries": 2, "retry_delay": timedelta(minutes=1)},
+        default_args={
+            "owner": source.owner,
+            "retries": 2,
+            "retry_delay": timedelta(minutes=1),
+            **alert_callbacks(),
+        },
     )
     def extract_dag():
         extracted = []

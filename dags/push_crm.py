@@ -1,6 +1,7 @@
 """Push golden records back to the CRM: change it in one place, and the CRM follows.
 
-Runs when the dbt DAG has rebuilt and tested ``marts.dim_customer``. For every CRM account it
+Runs when the dbt DAG has rebuilt and tested ``marts.dim_customer``, once the freshness sensors
+see the CRM's last extract within its SLA and the marts freshly built and checked. For every CRM account it
 compares the customer's golden phone and email with the CRM's own current values and sends only
 the fields that differ, in batches, through the CRM's bulk-upsert API (rate-limited, retried on
 429/5xx). Every call lands in ``ops.push_log``, every run in ``ops.push_runs``; rejected changes
@@ -13,6 +14,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
+from c360_monitoring import alert_callbacks, freshness_gates
 
 from include.assets import DIM_CUSTOMER
 from include.config import WAREHOUSE_CONN_ID
@@ -31,7 +33,7 @@ CRM = get_source("crm")
     max_active_runs=1,
     doc_md=__doc__,
     tags=[Layer.PUSH.value, target_tag("crm")],
-    default_args={"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=2)},
+    default_args={"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=2), **alert_callbacks()},
 )
 def push_crm():
     @task(pool=CRM.pool or "default_pool")
@@ -54,7 +56,8 @@ def push_crm():
             raise RuntimeError(f"the CRM rejected every change of run {run.run_id}: {run.rejections[:5]}")
         return run.as_dict()
 
-    push_accounts()
+    # nothing is pushed from stale data: wait for the CRM's own extract and the marts (monitoring.yaml)
+    freshness_gates("push_crm") >> push_accounts()
 
 
 push_crm()

@@ -3,7 +3,8 @@
 Runs whenever any source's raw Asset is updated. astronomer-cosmos renders the dbt project
 (from its manifest, so parsing is fast and needs no database) into a task per model with the
 model's tests right after it; a failing test stops everything downstream of that model.
-When the marts are built and tested, the DAG emits ``marts.dim_customer`` and
+Then data checks (row-count deltas, null rates, duplicate keys; ``monitoring.data_checks``) run
+on the marts. When the marts are built, tested and checked, the DAG emits ``marts.dim_customer`` and
 ``marts.customer_crosswalk``, which schedule the pushes back to the source systems.
 """
 
@@ -13,6 +14,7 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag, task
+from c360_monitoring import alert_callbacks
 from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 
@@ -37,7 +39,7 @@ for _source in load_sources():
     max_active_runs=1,
     doc_md=__doc__,
     tags=[Layer.TRANSFORM.value],
-    default_args={"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={"owner": OWNER, "retries": 2, "retry_delay": timedelta(minutes=1), **alert_callbacks()},
 )
 def dbt_customer_360():
     dbt = DbtTaskGroup(
@@ -74,7 +76,24 @@ def dbt_customer_360():
             outlet_events[asset].extra = {"rows": counts[asset.name]}
         return counts
 
-    dbt >> publish_marts()
+    @task
+    def check_marts() -> dict:
+        """Row-count deltas, null rates on key fields, duplicate keys (monitoring.yaml); a failed
+        check stops the marts from being published, so nothing downstream reads them."""
+        import psycopg
+
+        from include.config import WAREHOUSE_CONN_ID, connection_url
+        from include.monitoring.data_checks import run_data_checks
+        from include.monitoring.settings import load_monitoring
+
+        with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
+            run_id, results = run_data_checks(conn, load_monitoring().data_checks)
+        failed = [r.detail for r in results if not r.passed]
+        if failed:
+            raise RuntimeError(f"data checks {run_id} failed: " + "; ".join(failed))
+        return {"run_id": run_id, "checks": len(results)}
+
+    dbt >> check_marts() >> publish_marts()
 
 
 dbt_customer_360()

@@ -15,3 +15,6 @@ DIM_CUSTOMER = Asset(name="marts.dim_customer", uri="c360://warehouse/marts/dim_
 CUSTOMER_CROSSWALK = Asset(
     name="marts.customer_crosswalk", uri="c360://warehouse/marts/customer_crosswalk", group="marts"
 )
+
+#: Emitted by ``refresh_bi`` when the dashboards' data has been republished from fresh sources.
+BI_DASHBOARDS = Asset(name="bi.dashboards", uri="c360://bi/dashboards", group="bi")

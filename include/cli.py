@@ -137,6 +137,13 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             "C360_SANDBOX_REDIS_URL": redis_url,
         }
     )
+    # alert channels of include/registry/monitoring.yaml, as Airflow connection URIs, when given
+    for var, conn_id in (
+        ("C360_ALERT_WEBHOOK_URL", "C360_ALERT_WEBHOOK"),
+        ("C360_ALERT_SMTP_URL", "C360_ALERT_SMTP"),
+    ):
+        if os.environ.get(var):
+            env[f"AIRFLOW_CONN_{conn_id}"] = os.environ[var]
     for source in load_sources():
         if source.kind == "http":
             env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = json.dumps(
@@ -239,6 +246,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
             print(f"  {line}")
     print(f"pushes to CRM (this run):        {summary['pushes']}")
     print(f"freshness:                       {summary['freshness']}")
+    print(f"pipeline health:                 {summary['health']}  (monitoring.pipeline_health)")
     print()
     print(f"connect with:  psql {warehouse_url}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")

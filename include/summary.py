@@ -69,6 +69,11 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
         summary["freshness"] = ", ".join(f"{n} {status}" for status, n in rows)
     else:
         summary["freshness"] = "not checked"
+    summary["health"] = "not measured"
+    if _exists(conn, "monitoring.pipeline_health"):
+        query = "select system, status from monitoring.pipeline_health order by system"
+        rows = conn.execute(query).fetchall()
+        summary["health"] = ", ".join(f"{system} {status}" for system, status in rows)
     return summary
 
 

@@ -10,6 +10,7 @@ class Layer(StrEnum):
     TRANSFORM = "layer:transform"
     PUSH = "layer:push"
     MONITOR = "layer:monitor"
+    PUBLISH = "layer:publish"
 
 
 def source_tag(source: str) -> str:

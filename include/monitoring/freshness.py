@@ -30,7 +30,10 @@ create table if not exists {OPS_SCHEMA}.freshness_checks (
     error_after_hours integer not null,
     status text not null check (status in ('pass', 'warn', 'error')),
     primary key (checked_at, source, entity)
-)
+);
+-- 'warehouse': this module's check of raw _loaded_at; 'dbt': a `dbt source freshness` run
+alter table {OPS_SCHEMA}.freshness_checks
+    add column if not exists checked_by text not null default 'warehouse';
 """
 
 
@@ -102,3 +105,97 @@ def check_freshness(
         )
     conn.commit()
     return results
+
+
+# --- Gates: may a consumer (a push flow, the BI refresh) read what its upstream produced? ---------
+
+
+@dataclass(frozen=True)
+class GateVerdict:
+    """One upstream (a source or a mart) as a consumer's sensor sees it."""
+
+    upstream: str  # "source:crm" or "mart:marts.dim_customer"
+    fresh: bool
+    severity: str | None  # None when fresh; "warning" past the SLA, "critical" past its error level
+    age: timedelta | None
+    detail: str
+
+    @property
+    def alert_key(self) -> str:
+        return f"stale:{self.upstream}"
+
+
+def _hours(delta: timedelta | None) -> str:
+    return "never" if delta is None else f"{delta.total_seconds() / 3600:.1f} h ago"
+
+
+def source_gate(conn: psycopg.Connection, source: Source, now: datetime | None = None) -> GateVerdict:
+    """Fresh when every entity of ``source`` had a successful extract within its SLA (warn level).
+
+    A successful run confirms the warehouse matches the source as of then, so a quiet source with
+    nothing new to land stays fresh; a failing or late extract does not.
+    """
+    now = now or datetime.now(UTC)
+    rows = dict(
+        conn.execute(
+            f"select entity, max(finished_at) filter (where status = 'success') "
+            f"from {OPS_SCHEMA}.extract_runs where source = %s group by entity",
+            (source.name,),
+        ).fetchall()
+        if conn.execute(f"select to_regclass('{OPS_SCHEMA}.extract_runs') is not null").fetchone()[0]
+        else []
+    )
+    last = {e.name: rows.get(e.name) for e in source.entities}
+    never = sorted(name for name, at in last.items() if at is None)
+    warn = timedelta(hours=source.freshness.warn_after_hours)
+    error = timedelta(hours=source.freshness.error_after_hours)
+    if never:
+        return GateVerdict(
+            f"source:{source.name}",
+            False,
+            "critical",
+            None,
+            f"{source.name} ({source.label}): no successful extract of {', '.join(never)} yet",
+        )
+    stalest_entity, stalest = min(last.items(), key=lambda kv: kv[1])
+    age = now - stalest
+    fresh = age <= warn
+    severity = None if fresh else ("critical" if age > error else "warning")
+    sla = f"SLA {source.freshness.warn_after_hours} h, error after {source.freshness.error_after_hours} h"
+    detail = (
+        f"{source.name} ({source.label}): last successful extract of {stalest_entity} "
+        f"{_hours(age)} at {stalest:%Y-%m-%d %H:%M %Z} ({sla})"
+    )
+    return GateVerdict(f"source:{source.name}", fresh, severity, age, detail)
+
+
+def mart_gate(
+    conn: psycopg.Connection, relation: str, max_age: timedelta, now: datetime | None = None
+) -> GateVerdict:
+    """Fresh when ``relation`` was rebuilt within ``max_age`` by a dbt build whose data checks
+    (``monitoring.data_checks``) all passed."""
+    now = now or datetime.now(UTC)
+    if not conn.execute("select to_regclass('monitoring.data_checks') is not null").fetchone()[0]:
+        return GateVerdict(
+            f"mart:{relation}", False, "critical", None, f"{relation}: no data checks recorded yet"
+        )
+    good, latest_failed = conn.execute(
+        """
+        with runs as (
+            select run_id, max(checked_at) as at, bool_and(passed) as passed
+            from monitoring.data_checks where relation = %s group by run_id
+        )
+        select (select max(at) from runs where passed),
+               (select not passed from runs order by at desc limit 1)
+        """,
+        (relation,),
+    ).fetchone()
+    age = None if good is None else now - good
+    fresh = age is not None and age <= max_age
+    severity = None if fresh else ("critical" if latest_failed or age is None else "warning")
+    failed = " ; its latest build failed its data checks" if latest_failed else ""
+    detail = (
+        f"{relation}: last build that passed its data checks {_hours(age)} "
+        f"(max age {max_age.total_seconds() / 3600:g} h){failed}"
+    )
+    return GateVerdict(f"mart:{relation}", fresh, severity, age, detail)

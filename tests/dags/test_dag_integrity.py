@@ -15,6 +15,7 @@ def test_expected_dags(dagbag):
         "dbt_customer_360",
         "push_crm",
         "monitor_freshness",
+        "refresh_bi",
     }
     assert expected <= set(dagbag.dag_ids)
 
@@ -68,3 +69,51 @@ def test_assets_tie_producers_to_consumers(dagbag):
         assert outlets == {raw_asset(source.name).name}
     assert DIM_CUSTOMER.name in {o.name for t in dbt_dag.tasks for o in t.outlets}
     assert _asset_names(dagbag.dags["push_crm"].timetable.asset_condition) == {DIM_CUSTOMER.name}
+
+
+def test_every_task_alerts_on_failure_and_recovery(dagbag):
+    from c360_monitoring import on_task_failure, on_task_success
+
+    for dag in _dags(dagbag):
+        for task in dag.tasks:
+            assert on_task_failure in (task.on_failure_callback or []), f"{dag.dag_id}.{task.task_id}"
+            assert on_task_success in (task.on_success_callback or []), f"{dag.dag_id}.{task.task_id}"
+
+
+def test_sensors_reschedule_with_a_timeout(dagbag):
+    from airflow.sdk import BaseSensorOperator
+
+    sensors = [t for d in _dags(dagbag) for t in d.tasks if isinstance(t, BaseSensorOperator)]
+    assert sensors
+    for sensor in sensors:
+        assert sensor.mode == "reschedule" or getattr(sensor, "deferrable", False), sensor.task_id
+        assert 0 < sensor.timeout <= 24 * 3600, sensor.task_id
+
+
+def _gate_upstreams(dag, task_id: str) -> set[str]:
+    return {t for t in dag.get_task(task_id).upstream_task_ids if t.startswith("wait_for_")}
+
+
+def test_push_and_bi_refresh_wait_only_on_what_they_read(dagbag):
+    from include.monitoring.settings import load_monitoring
+
+    gates = load_monitoring().gates
+    push = dagbag.dags["push_crm"]
+    assert _gate_upstreams(push, "push_accounts") == {"wait_for_source_crm"} | {
+        f"wait_for_mart_{m.replace('.', '__')}" for m in gates["push_crm"].marts
+    }
+    bi = dagbag.dags["refresh_bi"]
+    assert _gate_upstreams(bi, "refresh") == {f"wait_for_source_{s.name}" for s in load_sources()} | {
+        f"wait_for_mart_{m.replace('.', '__')}" for m in gates["refresh_bi"].marts
+    }
+
+
+def test_marts_are_published_only_after_their_data_checks(dagbag):
+    dag = dagbag.dags["dbt_customer_360"]
+    assert dag.get_task("publish_marts").upstream_task_ids == {"check_marts"}
+    assert any(t.startswith("dbt.") for t in dag.get_task("check_marts").upstream_task_ids)
+
+
+def test_refresh_bi_has_a_deadline_alert(dagbag):
+    (deadline,) = dagbag.dags["refresh_bi"].deadline
+    assert deadline.callback.path == "c360_monitoring.callbacks.on_deadline_missed"

@@ -1,0 +1,64 @@
+"""The BI refresh: what dashboards show is republished only from fresh data, with its "as of" time.
+
+Dashboards read the marts (tables) and ``monitoring.pipeline_health``; what needs refreshing is
+every materialized view in the BI schemas (refreshed concurrently when it has a unique index, so
+readers are never blocked) and the "data as of" stamp dashboards display, which is the oldest
+last-successful-extract among the sources the BI layer reads. A BI tool's own cache refresh
+(a Superset/Metabase/Tableau API call) belongs here too, behind its own Airflow connection.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg import sql
+
+from include.extract.landing import OPS_SCHEMA
+
+BI_SCHEMAS = ("bi",)
+
+
+@dataclass(frozen=True)
+class BiRefresh:
+    refreshed_at: datetime
+    data_as_of: datetime | None
+    views: list[str]
+    duration_s: float
+
+
+def refresh_bi(
+    conn: psycopg.Connection, sources: list[str], schemas: tuple[str, ...] = BI_SCHEMAS
+) -> BiRefresh:
+    from include.monitoring.health import TABLES_DDL
+
+    conn.execute(TABLES_DDL)
+    t0 = time.monotonic()
+    views = conn.execute(
+        "select schemaname, matviewname, exists (select 1 from pg_indexes i "
+        "where i.schemaname = m.schemaname and i.tablename = m.matviewname "
+        "and i.indexdef ilike 'create unique%%') "
+        "from pg_matviews m where schemaname = any(%s) order by 1, 2",
+        (list(schemas),),
+    ).fetchall()
+    for schema, name, has_unique in views:
+        concurrently = sql.SQL("concurrently ") if has_unique else sql.SQL("")
+        conn.execute(
+            sql.SQL("refresh materialized view {}{}").format(concurrently, sql.Identifier(schema, name))
+        )
+    data_as_of = conn.execute(
+        "select min(last) from (select source, entity, max(finished_at) as last "
+        f"from {OPS_SCHEMA}.extract_runs where status = 'success' and source = any(%s) "
+        "group by source, entity) s",
+        (sources,),
+    ).fetchone()[0]
+    refreshed_at = conn.execute("select now()").fetchone()[0]
+    result = BiRefresh(refreshed_at, data_as_of, [f"{s}.{n}" for s, n, _ in views], time.monotonic() - t0)
+    conn.execute(
+        "insert into monitoring.bi_refreshes values (%s, %s, %s, %s)",
+        (result.refreshed_at, result.data_as_of, result.views, round(result.duration_s, 3)),
+    )
+    conn.commit()
+    return result

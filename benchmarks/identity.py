@@ -56,6 +56,7 @@ from psycopg import sql
 from benchmarks.common import AS_OF, SEED, Result, Workspace, say
 from include.config import DBT_PROJECT_DIR, PROJECT_ROOT, PgUrl
 from include.extract.landing import canonical_json, content_hash, ensure_raw_table, parse_timestamp
+from include.identity.pii import protect_record
 from include.identity.quality import QualityReport, score_resolution
 from include.registry import Entity, Source, load_sources
 
@@ -74,8 +75,11 @@ _CACHE_CODE = [
     *sorted((PROJECT_ROOT / "include" / "sandbox").glob("*.py")),
     PROJECT_ROOT / "include" / "extract" / "landing.py",
     PROJECT_ROOT / "include" / "extract" / "files.py",
+    PROJECT_ROOT / "include" / "identity" / "pii.py",
     PROJECT_ROOT / "include" / "registry" / "sources.yaml",
 ]
+#: Resident ID numbers are hashed as extraction hashes them, with this salt (the cache depends on it).
+BENCH_PII_SALT = "benchmark-salt"
 _RAW_PREFIX_COLUMNS = ("_batch_id", "_loaded_at", "_source", "_deleted")
 _RAW_FILE_COLUMNS = ("_record_id", "_content_hash", "_source_updated_at", "payload")
 
@@ -134,6 +138,8 @@ def _source_records(source: Source, entity: Entity, erp_url: str):
 
 def _raw_row(source: Source, entity: Entity, record: dict[str, Any]) -> tuple[str, str, str, str]:
     """What ``land_records`` stores for ``record``: key, content hash, updated-at, payload."""
+    if entity.protected:
+        record = protect_record(record, entity.protected, BENCH_PII_SALT)
     payload = canonical_json(record)
     updated = parse_timestamp(record.get(entity.updated_at), source.tz) if entity.updated_at else None
     record_id = str(record[entity.key])

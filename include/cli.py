@@ -24,6 +24,7 @@ import psycopg
 from include.config import (
     DBT_PROJECT_DIR,
     ERP_URL_ENV,
+    PII_SALT_ENV,
     PROJECT_ROOT,
     WAREHOUSE_CONN_ID,
     WAREHOUSE_URL_ENV,
@@ -38,7 +39,6 @@ from include.registry import load_sources
 from include.warehouse import ensure_database, ensure_warehouse, stop_embedded
 
 PY = sys.executable
-PII_SALT_ENV = "C360_PII_SALT"
 BIN = Path(PY).parent
 DEMO_SEED = 42
 #: Extract DAGs first (in registry order), then dbt, the push, the freshness check.
@@ -69,8 +69,8 @@ def sandbox_token() -> str:
 
 
 def pii_salt() -> str:
-    """The salt of personal-data hashes (resident ID numbers): ``C360_PII_SALT`` if set, else made
-    once per checkout and kept out of the repo. Changing it changes every hash: keep it."""
+    """The salt personal identifiers are hashed with (include.identity.pii): ``C360_PII_SALT`` if
+    set, else made once per checkout and kept out of the repo. Changing it changes every hash."""
     if os.environ.get(PII_SALT_ENV):
         return os.environ[PII_SALT_ENV]
     path = data_dir() / "secrets" / "pii_salt"

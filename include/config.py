@@ -43,6 +43,22 @@ def sandbox_dir() -> Path:
     return data_dir() / "sandbox"
 
 
+PII_SALT_ENV = "C360_PII_SALT"
+
+
+def pii_salt() -> str:
+    """The salt personal identifiers are hashed with before landing (``C360_PII_SALT``; ``make``
+    makes one per checkout). Task-time only; a clear error when it is missing, never a default:
+    hashes made with another salt would silently stop matching."""
+    salt = os.environ.get(PII_SALT_ENV, "")
+    if not salt:
+        raise RuntimeError(
+            f"{PII_SALT_ENV} is not set. Resident ID numbers are hashed with it before landing: set it "
+            "once per installation (any long random string) and keep it; `make` sets one for you."
+        )
+    return salt
+
+
 def sandbox_port() -> int:
     return int(os.environ.get("C360_SANDBOX_PORT", "8765"))
 

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from include.config import REGISTRY_DIR
+from include.identity.pii import ProtectionKind
 
 SyncMode = Literal["full", "incremental"]
 
@@ -59,6 +60,8 @@ class Entity(_Strict):
     column_map: dict[str, list[str]] | None = None
     #: A record with none of these fields filled identifies nobody: it is quarantined.
     required_any: list[str] = Field(default_factory=list)
+    #: Personal identifiers hashed before landing (include.identity.pii): field -> kind.
+    protected: dict[str, ProtectionKind] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _key_is_a_field(self) -> Entity:
@@ -66,6 +69,8 @@ class Entity(_Strict):
             raise ValueError(f"entity {self.name}: key {self.key!r} is not in its fields")
         if not set(self.required_any) <= set(self.fields):
             raise ValueError(f"entity {self.name}: required_any names fields it does not have")
+        if not set(self.protected) <= set(self.fields):
+            raise ValueError(f"entity {self.name}: protected names fields it does not have")
         if self.sync_mode == "incremental" and not self.updated_at:
             raise ValueError(f"entity {self.name}: incremental sync needs an updated_at field")
         return self

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 
-from include.config import landing_dir
+from include.config import landing_dir, pii_salt
 from include.extract import files
 from include.extract.landing import (
     OPS_SCHEMA,
@@ -77,6 +77,8 @@ def extract_files(
                     result=result,
                     tz=source.tz,
                     required_any=tuple(entity.required_any),
+                    protected=entity.protected,
+                    pii_salt=pii_salt() if entity.protected else "",
                 )
             except BatchRejected as exc:
                 conn.rollback()

@@ -23,6 +23,8 @@ import psycopg
 from psycopg import sql
 from psycopg.copy import QueuedLibpqWriter
 
+from include.identity.pii import ProtectionKind, protect_record
+
 OPS_SCHEMA = "ops"
 
 RAW_COLUMNS_DDL = """
@@ -389,6 +391,8 @@ def land_records(
     required_any: tuple[str, ...] = (),
     rejects: Iterable[tuple[str | None, str, str]] = (),
     seen_run_id: str | None = None,
+    protected: dict[str, ProtectionKind] | None = None,
+    pii_salt: str = "",
 ) -> LandingResult:
     """COPY one chunk of records into ``raw_<source>.<entity>`` inside the caller's transaction.
 
@@ -403,6 +407,8 @@ def land_records(
     of the chunk is bad: then :class:`BatchRejected` is raised and the caller rolls back.
     ``rejects`` are rows the reader could not even parse: ``(record_id, raw text, reason)``.
     ``seen_run_id`` records every key read (full syncs use it to find deleted records).
+    ``protected`` fields (personal identifiers) are replaced by their salted hash and validity
+    before anything is written (include.identity.pii), quarantine included.
     """
     result = result or LandingResult(source=source, entity=entity, batch_id=batch_id)
     schema = f"raw_{source}"
@@ -420,8 +426,10 @@ def land_records(
         nonlocal received
         for record in records:
             received += 1
-            payload = canonical_json_bytes(record)
             result.fields_seen.update(record)
+            if protected:
+                record = protect_record(record, protected, pii_salt)
+            payload = canonical_json_bytes(record)
             reason, source_updated_at = _check_record(record, key, updated_at, required_any, tz, payload)
             record_id = record.get(key)
             if reason:

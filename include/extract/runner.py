@@ -28,6 +28,7 @@ from typing import Any
 
 import psycopg
 
+from include.config import pii_salt
 from include.extract import database, http_api
 from include.extract.landing import (
     OPS_SCHEMA,
@@ -90,6 +91,7 @@ def extract_entity(
     started = datetime.now(UTC)
     batch_id = new_batch_id()
     result = LandingResult(source=source.name, entity=entity.name, batch_id=batch_id)
+    salt = pii_salt() if entity.protected else ""
     with psycopg.connect(warehouse_url) as conn:
         ensure_raw_table(conn, source.raw_schema, entity.name)
         conn.commit()
@@ -111,6 +113,8 @@ def extract_entity(
                     tz=source.tz,
                     required_any=tuple(entity.required_any),
                     seen_run_id=run_id if mode == "full" else None,
+                    protected=entity.protected,
+                    pii_salt=salt,
                 )
                 if token is not None:
                     _write_checkpoint(conn, run_id, source, entity, {**window.as_token(), "page": token})

@@ -83,6 +83,8 @@ def test_fast_landing_equals_land_records(prepared, pg_server: PgUrl):
                     batch_id="test",
                     tz=source.tz,
                     required_any=tuple(entity.required_any or ()),
+                    protected=entity.protected,
+                    pii_salt=identity.BENCH_PII_SALT,
                 )
             conn.commit()
         for source, entity in identity.customer_entities():

@@ -17,8 +17,6 @@ from tests.conftest import create_database, drop_database
 from tests.dbt.raw_fixture import build_raw_database
 
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
-#: The salt the fixture's ID-number hashes are made with (tests compute the same hashes).
-PII_SALT = "test-salt"
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,6 @@ def dbt_env(db: PgUrl) -> dict[str, str]:
         "C360_WH_USER": db.user,
         "C360_WH_PASSWORD": db.password,
         "C360_WH_DBNAME": db.dbname,
-        "C360_PII_SALT": PII_SALT,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
     }
 

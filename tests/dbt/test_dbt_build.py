@@ -8,9 +8,10 @@ import re
 
 import pytest
 
-from tests.dbt.conftest import PII_SALT, DbtWarehouse
+from tests.dbt.conftest import DbtWarehouse
 from tests.dbt.raw_fixture import (
     DIFFERENT_CUSTOMERS,
+    PII_SALT,
     SAME_CUSTOMER,
     U_INVALID,
     U_XINGCHEN,
@@ -178,10 +179,13 @@ def test_golden_record_survivorship(dbt_warehouse: DbtWarehouse) -> None:
     assert dbt_warehouse.query(
         "select customer_name, id_card_hash from marts.dim_customer where customer_key = %s", (person_key,)
     ) == [("张伟", hashlib.sha256(f"{PII_SALT}11010519850307006X".encode()).hexdigest())]
-    # the number itself is nowhere past the raw layer
+    # the number itself is nowhere in the warehouse, raw landings included
     assert dbt_warehouse.query(
         "select count(*) from information_schema.columns where column_name = 'id_card_no' "
         "and table_schema in ('staging', 'intermediate', 'marts', 'snapshots')"
+    ) == [(0,)]
+    assert dbt_warehouse.query(
+        "select count(*) from raw_erp.customer_master where payload::text like '%%11010519850307006%%'"
     ) == [(0,)]
 
 

@@ -14,7 +14,9 @@ renamed as (
         {{ normalize_phone_cn("payload ->> 'phone'") }} as phone_1_e164,
         {{ normalize_phone_cn("payload ->> 'alt_phone'") }} as phone_2_e164,
         {{ normalize_email("payload ->> 'email'") }} as email,
-        {{ normalize_id_card("payload ->> 'id_card_no'") }} as id_card_no,
+        {#- the resident ID number itself never lands: extraction hashed it (include/identity/pii.py) #}
+        payload ->> 'id_card_no_sha256' as id_card_sha256,
+        coalesce((payload ->> 'id_card_no_valid')::boolean, false) as id_card_is_valid,
         _source_updated_at as source_updated_at,
         _loaded_at as loaded_at
     from latest
@@ -31,8 +33,8 @@ final as (
         coalesce({{ mobile_only('phone_1_e164') }}, {{ mobile_only('phone_2_e164') }}) as mobile_e164,
         coalesce({{ landline_only('phone_1_e164') }}, {{ landline_only('phone_2_e164') }}) as phone_e164,
         email,
-        case when {{ id_card_is_valid('id_card_no') }} then {{ pii_hash('id_card_no') }} end as id_card_hash,
-        {{ id_card_is_valid('id_card_no') }} as id_card_is_valid,
+        case when id_card_is_valid then id_card_sha256 end as id_card_hash,
+        id_card_is_valid,
         source_updated_at,
         loaded_at
     from renamed

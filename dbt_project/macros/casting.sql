@@ -9,28 +9,51 @@
 {%- endmacro %}
 
 {#- Date from 'YYYY-MM-DD', 'YYYY/M/D', 'YYYY.M.D', 'YYYY年M月D日' (anything after the date, such as a
-    time, is ignored); null when the day does not exist in that month. -#}
+    time, is ignored); null when the day does not exist in that month. Calls staging.safe_date(),
+    made by create_casting_functions (on-run-start): one function call per value instead of an
+    expression that repeats its regular expression six times. -#}
 {% macro safe_date(expr) -%}
-    {%- set m = "regexp_match(" ~ fullwidth_to_ascii(expr) ~ ", '^\\s*([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})')" -%}
-    (case
-        when {{ m }} is not null
-            and ({{ m }})[2]::int between 1 and 12
-            and ({{ m }})[3]::int between 1 and extract(day from (
-                make_date(({{ m }})[1]::int, ({{ m }})[2]::int, 1) + interval '1 month - 1 day'))
-        then make_date(({{ m }})[1]::int, ({{ m }})[2]::int, ({{ m }})[3]::int)
-    end)
+    staging.safe_date({{ expr }})
 {%- endmacro %}
 
 {#- Timestamptz from an ISO-8601 string (date-only allowed); null when not ISO shaped or the date
-    part does not exist. Naive timestamps are read in the session time zone. -#}
+    or time does not exist. Naive timestamps are read in the session time zone. -#}
 {% macro safe_timestamptz(expr) -%}
-    (case
-        when {{ expr }} ~ '^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)?\s*$'
-            and {{ safe_date(expr) }} is not null
-            and coalesce(substring({{ expr }} from '[ T]([0-9]{2}):')::int, 0) < 24
-        then ({{ expr }})::timestamptz
-    end)
+    staging.safe_timestamptz({{ expr }})
 {%- endmacro %}
+
+{#- on-run-start: the casting functions safe_date / safe_timestamptz call. A value that does not
+    exist (30 February, 25:00) raises inside the cast and comes back null. -#}
+{% macro create_casting_functions() %}
+    create schema if not exists staging;
+    create or replace function staging.safe_date(value text) returns date
+    language plpgsql immutable parallel safe
+    as $fn$
+    declare
+        parts text[];
+    begin
+        parts := regexp_match({{ fullwidth_to_ascii('value') }}, '^\s*([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})');
+        if parts is null then
+            return null;
+        end if;
+        return make_date(parts[1]::int, parts[2]::int, parts[3]::int);
+    exception when others then
+        return null;
+    end
+    $fn$;
+    create or replace function staging.safe_timestamptz(value text) returns timestamptz
+    language plpgsql stable parallel safe
+    as $fn$
+    begin
+        if value !~ '^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)?\s*$' then
+            return null;
+        end if;
+        return value::timestamptz;
+    exception when others then
+        return null;
+    end
+    $fn$;
+{% endmacro %}
 
 {#- The latest landed version of each record: newest source update first, then newest load. -#}
 {% macro latest_record_version(cte_name) -%}

@@ -8,33 +8,46 @@
       landline after a country prefix, no 0    -> +86 as is (area code 10, 2x or 3-digit)
     Any other + prefix is a foreign number: null. Short numbers and 400/800 numbers: null. -#}
 {% macro normalize_phone_cn(expr) -%}
-    {%- set s0 = "split_part(regexp_replace(" ~ fullwidth_to_ascii(expr) ~ ", '[,;，；、]', '/', 'g'), '/', 1)" -%}
-    {%- set s1 = "regexp_replace(regexp_replace(" ~ s0 ~ ", '\s*(转|ext\.?|x|#).*$', '', 'i'), '\.0+$', '')" -%}
-    {#- a landline followed by a dash-separated extension: 010-12345678-801 -#}
-    {%- set s = "regexp_replace(" ~ s1 ~ ", '^(\s*\(?0[1-9][0-9]{1,2}\)?[\s-]?[0-9]{3,4}[\s-]?[0-9]{4})[\s-]+[0-9]{1,5}\s*$', '\\1')" -%}
-    {#- a scalar sub-select so each intermediate value is computed once per row -#}
-    (select
-        case
-            when p.has_plus and not p.has_cc then null
-            when p.n ~ '^1[3-9][0-9]{9}$' then '+86' || p.n
-            when p.n ~ '^0(10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}$' and length(p.n) between 11 and 12
-                then '+86' || substr(p.n, 2)
-            when p.has_cc and p.n ~ '^(10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}$' and length(p.n) between 10 and 11
-                then '+86' || p.n
-        end
-    from (
-        select
-            d.has_plus,
-            d.digits ~ '^(0086|86)' as has_cc,
-            regexp_replace(d.digits, '^(0086|86)', '') as n
-        from (
-            select
-                c.cleaned ~ '^\s*\+' as has_plus,
-                regexp_replace(c.cleaned, '[^0-9]', '', 'g') as digits
-            from (select {{ s }} as cleaned) as c
-        ) as d
-    ) as p)
+    staging.normalize_phone_cn({{ expr }})
 {%- endmacro %}
+
+{#- on-run-start: staging.normalize_phone_cn(), the rules above as one function (each intermediate
+    value computed once; a plain expression would repeat the whole chain per use). -#}
+{% macro create_phone_function() %}
+    create schema if not exists staging;
+    create or replace function staging.normalize_phone_cn(value text) returns text
+    language plpgsql immutable parallel safe
+    as $fn$
+    declare
+        cleaned text;
+        digits text;
+        has_plus boolean;
+        has_cc boolean;
+        n text;
+    begin
+        if value is null then
+            return null;
+        end if;
+        cleaned := split_part(regexp_replace({{ fullwidth_to_ascii('value') }}, '[,;，；、]', '/', 'g'), '/', 1);
+        cleaned := regexp_replace(regexp_replace(cleaned, '\s*(转|ext\.?|x|#).*$', '', 'i'), '\.0+$', '');
+        -- a landline followed by a dash-separated extension: 010-12345678-801
+        cleaned := regexp_replace(
+            cleaned, '^(\s*\(?0[1-9][0-9]{1,2}\)?[\s-]?[0-9]{3,4}[\s-]?[0-9]{4})[\s-]+[0-9]{1,5}\s*$', '\1');
+        has_plus := cleaned ~ '^\s*\+';
+        digits := regexp_replace(cleaned, '[^0-9]', '', 'g');
+        has_cc := digits ~ '^(0086|86)';
+        n := regexp_replace(digits, '^(0086|86)', '');
+        return case
+            when has_plus and not has_cc then null
+            when n ~ '^1[3-9][0-9]{9}$' then '+86' || n
+            when n ~ '^0(10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}$' and length(n) between 11 and 12
+                then '+86' || substr(n, 2)
+            when has_cc and n ~ '^(10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}$' and length(n) between 10 and 11
+                then '+86' || n
+        end;
+    end
+    $fn$;
+{% endmacro %}
 
 {#- True when an E.164 number is a Chinese mobile (+861[3-9] + 9 digits). -#}
 {% macro is_cn_mobile(e164_expr) -%}

@@ -6,7 +6,7 @@ latest as (
     {{ latest_record_version('source') }}
 ),
 
-renamed as (
+renamed as materialized (
     select
         _record_id as caller_id,
         {{ payload_text('name') }} as caller_name,

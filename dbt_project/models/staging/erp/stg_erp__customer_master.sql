@@ -6,7 +6,7 @@ latest as (
     {{ latest_record_version('source') }}
 ),
 
-renamed as (
+renamed as materialized (
     select
         _record_id as customer_id,
         upper({{ payload_text('cust_type') }}) as cust_type_raw,

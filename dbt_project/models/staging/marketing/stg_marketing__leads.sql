@@ -6,7 +6,7 @@ latest as (
     {{ latest_record_version('source') }}
 ),
 
-renamed as (
+renamed as materialized (
     select
         _record_id as lead_id,
         {{ payload_text('lead_name') }} as lead_name,

@@ -6,7 +6,7 @@ latest as (
     {{ latest_record_version('source') }}
 ),
 
-renamed as (
+renamed as materialized (
     select
         _record_id as archive_id,
         {{ payload_text('customer_name') }} as customer_name,

@@ -35,6 +35,7 @@ from include.config import (
     sandbox_dir,
     sandbox_port,
 )
+from include.identity.pii import protect_landed
 from include.registry import load_sources
 from include.warehouse import ensure_database, ensure_warehouse, stop_embedded
 
@@ -79,6 +80,22 @@ def pii_salt() -> str:
         path.write_text(secrets.token_hex(16))
         path.chmod(0o600)
     return path.read_text().strip()
+
+
+def protect_landed_identifiers(url: str, salt: str) -> None:
+    """Rows landed before their registry fields were protected get them hashed now (PIPL: the
+    warehouse keeps no resident ID number); nothing to do on an up-to-date warehouse."""
+    with psycopg.connect(url) as conn:
+        for source in load_sources():
+            for entity in source.entities:
+                exists = conn.execute(
+                    "select to_regclass(%s) is not null", (f"{source.raw_schema}.{entity.name}",)
+                ).fetchone()[0]
+                if entity.protected and exists:
+                    n = protect_landed(conn, source.raw_schema, entity.name, entity.protected, salt)
+                    if n:
+                        say(f"hashed the protected fields of {n:,} rows in {source.raw_schema}.{entity.name}")
+        conn.commit()
 
 
 def _pg_conn(url: str) -> str:
@@ -176,6 +193,7 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
         say(f"generating the sandbox source systems ({n} customers, seed {DEMO_SEED})")
         run([PY, "-m", "include.sandbox", "generate", "--customers", str(n), "--seed", str(DEMO_SEED)], env)
     run([PY, "-m", "include.sandbox", "start"], env)
+    protect_landed_identifiers(url, env[PII_SALT_ENV])
     run([str(BIN / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
     if with_airflow:
         airflow_home().mkdir(parents=True, exist_ok=True)

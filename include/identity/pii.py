@@ -75,3 +75,33 @@ def protect_record(record: dict[str, Any], protected: dict[str, ProtectionKind],
             out[f"{name}_sha256"] = salted_sha256(salt, number)
             out[f"{name}_valid"] = resident_id_is_valid(number)
     return out
+
+
+def protect_landed(
+    conn: Any, schema: str, table: str, protected: dict[str, ProtectionKind], salt: str, batch: int = 5_000
+) -> int:
+    """Hash protected fields still in the clear in rows landed before they were protected (an
+    upgrade, or a field newly listed as protected): payload and content hash rewritten in place,
+    in the caller's transaction. Returns the rows rewritten; a second call finds none."""
+    from psycopg import sql
+
+    from include.extract.landing import canonical_json_bytes
+
+    target = sql.Identifier(schema, table)
+    clear = sql.SQL(" or ").join(sql.SQL("payload ? {}").format(sql.Literal(name)) for name in protected)
+    rewritten = 0
+    with conn.cursor() as cur:
+        while True:
+            cur.execute(
+                sql.SQL("select _seq, payload from {} where {} limit %s").format(target, clear), (batch,)
+            )
+            rows = cur.fetchall()
+            if not rows:
+                return rewritten
+            updates = []
+            for seq, payload in rows:
+                safe = canonical_json_bytes(protect_record(payload, protected, salt))
+                updates.append((safe.decode(), hashlib.md5(safe).hexdigest(), seq))
+            update = sql.SQL("update {} set payload = %s::jsonb, _content_hash = %s where _seq = %s")
+            cur.executemany(update.format(target), updates)
+            rewritten += len(updates)

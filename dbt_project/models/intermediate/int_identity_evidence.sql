@@ -14,7 +14,7 @@ with records as (
     select * from {{ ref('int_customer_records') }}
 ),
 
-match_values as (
+match_values as not materialized (
     select
         customer_record_id,
         customer_type,

@@ -88,3 +88,25 @@ def test_landed_rows_and_quarantine_never_hold_the_number(fresh_db):
     assert all(ZHANG_WEI not in text and "id_card_no_sha256" in text for (text,) in stored + quarantined)
     # the source did send id_card_no: no schema drift is reported for it
     assert result.drift(["id", "id_card_no", "updated_at"]) == ([], [])
+
+
+def test_rows_landed_in_the_clear_are_hashed_in_place_once(fresh_db):
+    """An upgrade: rows landed before the field was protected get hashed, and a new extract of the
+    same record then recognises it (same content hash) instead of landing it again."""
+    from include.identity.pii import protect_landed
+
+    record = {"id": "A1", "id_card_no": ZHANG_WEI, "updated_at": "2026-01-01T00:00:00Z"}
+    with psycopg.connect(fresh_db.url) as conn:
+        ensure_raw_table(conn, "raw_crm", "accounts")
+        land_records(conn, source="crm", entity="accounts", key="id", updated_at="updated_at",
+                     records=[record], batch_id="old")  # fmt: skip
+        assert protect_landed(conn, "raw_crm", "accounts", {"id_card_no": "resident_id"}, "s@lt") == 1
+        assert protect_landed(conn, "raw_crm", "accounts", {"id_card_no": "resident_id"}, "s@lt") == 0
+        conn.commit()
+        (text,) = conn.execute("select payload::text from raw_crm.accounts").fetchone()
+        assert ZHANG_WEI not in text and "id_card_no_sha256" in text
+        again = land_records(conn, source="crm", entity="accounts", key="id", updated_at="updated_at",
+                             records=[record], batch_id="new", protected={"id_card_no": "resident_id"},
+                             pii_salt="s@lt")  # fmt: skip
+        conn.commit()
+    assert (again.inserted, again.duplicates) == (0, 1)

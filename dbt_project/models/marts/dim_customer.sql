@@ -46,7 +46,7 @@ golden as (
 
 final as (
     select
-        customer_key,
+        golden.customer_key,
         customer_type,
         customer_name,
         uscc,
@@ -60,8 +60,15 @@ final as (
         source_systems,
         source_record_count,
         first_seen_at,
-        last_updated_at
+        last_updated_at,
+        -- issue 5: consent, activity and lifecycle (int_customer_lifecycle, one row per customer_key)
+        lifecycle.has_marketing_opt_in,
+        lifecycle.first_activity_on,
+        lifecycle.last_activity_on,
+        lifecycle.lifecycle_stage
     from golden
+    -- issue 5
+    left join {{ ref('int_customer_lifecycle') }} as lifecycle on golden.customer_key = lifecycle.customer_key
 )
 
 select * from final

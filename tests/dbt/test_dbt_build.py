@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from include.data_dictionary import dictionary_problems
 from tests.dbt.conftest import DbtWarehouse
 from tests.dbt.raw_fixture import (
     DIFFERENT_CUSTOMERS,
@@ -17,7 +18,6 @@ from tests.dbt.raw_fixture import (
     load_registry,
 )
 
-PII_CLASSES = ("none", "direct", "indirect")
 E164_CN = re.compile(r"^\+86[1-9][0-9]{8,11}$")
 
 
@@ -36,7 +36,7 @@ def test_build_and_docs_are_clean(dbt_warehouse: DbtWarehouse) -> None:
     }
     assert not_clean == {}
     unit_tests = [r for r in results if r["unique_id"].startswith("unit_test.")]
-    assert len(unit_tests) == 6
+    assert len(unit_tests) == 16  # 6 staging/identity/golden record + 10 business rules (marts)
     assert dbt_warehouse.docs.returncode == 0, dbt_warehouse.docs.stdout[-3000:]
     assert "[WARNING]" not in dbt_warehouse.build.stdout + dbt_warehouse.docs.stdout
 
@@ -49,12 +49,30 @@ def test_models_land_in_their_layer_schema(dbt_warehouse: DbtWarehouse) -> None:
     by_schema: dict[str, set[str]] = {}
     for schema, table in rows:
         by_schema.setdefault(schema, set()).add(table)
-    assert by_schema["marts"] == {"dim_customer", "customer_crosswalk"}
+    assert by_schema["marts"] == {
+        "dim_customer",
+        "customer_crosswalk",
+        "fct_orders",
+        "fct_receivables",
+        "fct_service_tickets",
+        "fct_contracts",
+        "fct_leads",
+        "customer_segments",
+        "customer_churn_risk",
+        "customer_complaint_anomalies",
+        "payment_reminders",
+        "lifecycle_stats",
+        "monthly_order_trends",
+        "customer_alerts",
+        "customer_360",
+    }
     assert by_schema["intermediate"] == {
         "int_customer_records",
         "int_identity_edges",
         "int_identity_clusters",
         "int_customer_keys",
+        "int_customer_order_stats",
+        "int_customer_lifecycle",
     }
     assert len(by_schema["staging"]) == 12
     assert by_schema["snapshots"] == {"snap_dim_customer"}
@@ -177,16 +195,6 @@ def test_staging_keeps_only_the_latest_version(dbt_warehouse: DbtWarehouse) -> N
 def test_every_model_and_column_is_documented(dbt_warehouse: DbtWarehouse) -> None:
     manifest = json.loads((dbt_warehouse.target_path / "manifest.json").read_text())
     catalog = json.loads((dbt_warehouse.target_path / "catalog.json").read_text())
-    problems = []
-    for unique_id, node in catalog["nodes"].items():
-        documented = manifest["nodes"][unique_id]
-        if not documented["description"].strip():
-            problems.append(f"{unique_id}: no description")
-        for column in node["columns"]:
-            doc = documented["columns"].get(column)
-            if doc is None or not doc["description"].strip():
-                problems.append(f"{unique_id}.{column}: not documented")
-            elif not doc["meta"].get("label_zh") or doc["meta"].get("pii") not in PII_CLASSES:
-                problems.append(f"{unique_id}.{column}: meta needs label_zh and pii")
-    assert len(catalog["nodes"]) == 19  # 18 models + 1 snapshot
-    assert problems == []
+    assert len(catalog["nodes"]) == 34  # 33 models + 1 snapshot
+    assert len(catalog["sources"]) == 12
+    assert dictionary_problems(manifest, catalog) == []

@@ -15,3 +15,9 @@ DIM_CUSTOMER = Asset(name="marts.dim_customer", uri="c360://warehouse/marts/dim_
 CUSTOMER_CROSSWALK = Asset(
     name="marts.customer_crosswalk", uri="c360://warehouse/marts/customer_crosswalk", group="marts"
 )
+#: Emitted with them: the customers that need attention today (churn risk, complaint spike, payment due),
+#: for the push and alerting work; and the wide BI table.
+CUSTOMER_ALERTS = Asset(
+    name="marts.customer_alerts", uri="c360://warehouse/marts/customer_alerts", group="marts"
+)
+CUSTOMER_360 = Asset(name="marts.customer_360", uri="c360://warehouse/marts/customer_360", group="marts")

@@ -216,6 +216,12 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print("-" * 60)
     print(f"source customer records:        {summary['crosswalk_records']:,}")
     print(f"unique customers (dim_customer): {summary['customers']:,}")
+    if summary["marts"]:
+        marts = summary["marts"]
+        print(f"orders (net value, CNY):         {marts['orders']:,} ({marts['lifetime_value_cny']:,.2f})")
+        print(f"lifecycle:                       {marts['lifecycle']}")
+        print(f"segments:                        {marts['segments']}")
+        print(f"alerts today (customer_alerts):  {marts['alerts']}")
     print(f"pushes to CRM (this run):        {summary['pushes']}")
     print(f"freshness:                       {summary['freshness']}")
     print()

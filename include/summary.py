@@ -43,6 +43,7 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
     if _exists(conn, "marts.dim_customer"):
         summary["customers"] = _scalar(conn, "select count(*) from marts.dim_customer")
         summary["crosswalk_records"] = _scalar(conn, "select count(*) from marts.customer_crosswalk")
+    summary["marts"] = customer_360_summary(conn) if _exists(conn, "marts.customer_360") else None
     if _exists(conn, "ops.push_runs"):
         row = conn.execute(
             "select sum(sent), sum(accepted), sum(rejected), sum(already_sent) from ops.push_runs "
@@ -60,3 +61,24 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
     else:
         summary["freshness"] = "not checked"
     return summary
+
+
+def customer_360_summary(conn: psycopg.Connection) -> dict[str, Any]:
+    """What the business marts say today: orders and value, lifecycle, segments and open alerts."""
+
+    def counts(query: str) -> str:
+        return ", ".join(f"{n:,} {label}" for label, n in conn.execute(query).fetchall()) or "none"
+
+    orders, value = conn.execute(
+        "select count(*) filter (where not is_cancelled and not is_refund), "
+        "coalesce(sum(net_amount_cny), 0) from marts.fct_orders"
+    ).fetchone()
+    return {
+        "orders": orders,
+        "lifetime_value_cny": value,
+        "lifecycle": counts(
+            "select lifecycle_stage, customers from marts.lifecycle_stats order by stage_order"
+        ),
+        "segments": counts("select segment, count(*) from marts.customer_360 group by 1 order by 2 desc, 1"),
+        "alerts": counts("select alert_type, count(*) from marts.customer_alerts group by 1 order by 1"),
+    }

@@ -1,6 +1,8 @@
-{#- One row per ERP sales order, keyed to its customer through the crosswalk. Incremental on order_id:
-    a run rewrites only orders that are new, have a newer landed version, or whose customer_key
-    changed (identity resolution merged or split customers); orders gone from staging are deleted. -#}
+{#- One row per ERP sales order, keyed to its customer through the crosswalk. Incremental on order_id
+    (delete+insert): a run re-reads from staging only the orders with a version landed since the last
+    run (less var fct_orders_lookback_minutes, for landings that committed while dbt ran) and the
+    orders whose customer_key changed (identity resolution merged or split customers); orders whose
+    latest landed version is a tombstone are deleted. -#}
 {{
     config(
         materialized='incremental',
@@ -12,18 +14,45 @@
             {'columns': ['customer_key']},
         ],
         post_hook=[
-            "{% if is_incremental() %}delete from {{ this }} as f where not exists (select 1 from {{ ref('stg_erp__sales_orders') }} as s where s.order_id = f.order_id){% endif %}",
+            "{% if is_incremental() %}delete from {{ this }} as f where f.order_id in (select _record_id from {{ source('erp', 'sales_orders') }} where _deleted) and not exists (select 1 from {{ ref('stg_erp__sales_orders') }} as s where s.order_id = f.order_id){% endif %}",
         ],
     )
 }}
+-- depends_on: {{ source('erp', 'sales_orders') }}
 
-with orders as (
-    select * from {{ ref('stg_erp__sales_orders') }}
-),
-
-crosswalk as (
+with crosswalk as (
     select * from {{ ref('customer_crosswalk') }}
 ),
+
+{% if is_incremental() %}
+changed_orders as (
+    -- a version (or tombstone) landed since the last run; change detection reads only the landing
+    -- metadata, the order itself still comes from staging
+    select _record_id as order_id
+    from {{ source('erp', 'sales_orders') }}
+    where _loaded_at > (
+        select coalesce(max(loaded_at), '-infinity') - interval '{{ var("fct_orders_lookback_minutes") }} minutes'
+        from {{ this }}
+    )
+    union
+    -- identity resolution moved the ordering customer to another customer_key
+    select existing.order_id
+    from {{ this }} as existing
+    left join crosswalk
+        on crosswalk.source_system = 'erp'
+        and crosswalk.source_record_id = existing.erp_customer_id
+    where existing.customer_key is distinct from crosswalk.customer_key
+),
+
+orders as (
+    select * from {{ ref('stg_erp__sales_orders') }}
+    where order_id in (select order_id from changed_orders)
+),
+{% else %}
+orders as (
+    select * from {{ ref('stg_erp__sales_orders') }}
+),
+{% endif %}
 
 keyed as (
     select
@@ -42,21 +71,6 @@ keyed as (
         and crosswalk.source_record_id = orders.customer_id
 ),
 
-{% if is_incremental() %}
-changed as (
-    select keyed.*
-    from keyed
-    left join {{ this }} as existing on keyed.order_id = existing.order_id
-    where existing.order_id is null
-        or keyed.loaded_at > existing.loaded_at
-        or keyed.customer_key is distinct from existing.customer_key
-),
-{% else %}
-changed as (
-    select * from keyed
-),
-{% endif %}
-
 classified as (
     select
         *,
@@ -64,7 +78,7 @@ classified as (
         -- a refund or return is booked as its own order, negative or with a refund status
         (order_status in ('refunded', 'returned', 'refund') or amount < 0) as is_refund,
         {{ to_cny('amount', 'currency') }} as amount_cny
-    from changed
+    from keyed
 ),
 
 final as (

@@ -124,14 +124,20 @@ RAW_INSERTS: dict[str, str] = {
 }
 
 
-def _insert_sql(table: str, select: str, batch: str) -> str:
+def _insert_sql(table: str, select: str, batch: str, history: bool = False) -> str:
+    # history: landed an hour after each source change (at the latest a day ago), as the hourly
+    # extracts would have; otherwise landed now
+    landed = (
+        "least(r.updated + interval '1 hour', now() - interval '1 day')" if history else "clock_timestamp()"
+    )
     select = select.format(
         created=_PAYLOAD_TS % "created", d=_PAYLOAD_TS % "d", closed=_PAYLOAD_TS % "(d + interval '5 hours')"
     )
     return (
         f"insert into {table} (_batch_id, _loaded_at, _source, _record_id, _content_hash, "
         "_source_updated_at, payload) "
-        f"select '{batch}', clock_timestamp(), '{table.split('.')[0].removeprefix('raw_')}', r.id, "
+        f"select '{batch}', {landed}, "
+        f"'{table.split('.')[0].removeprefix('raw_')}', r.id, "
         f"md5(r.payload::text), r.updated, r.payload from ({select}) as r (id, payload, updated)"
     )
 
@@ -145,7 +151,7 @@ def land_raw(url: str, customers: int, orders: int) -> dict[str, int]:
             for entity in source.entities:
                 ensure_raw_table(conn, source.raw_schema, entity.name)
         for table, select in RAW_INSERTS.items():
-            rows[table] = conn.execute(_insert_sql(table, select, "bench-1"), params).rowcount
+            rows[table] = conn.execute(_insert_sql(table, select, "bench-1", history=True), params).rowcount
             conn.execute(f"analyze {table}")
     return rows
 

@@ -14,7 +14,7 @@
             {'columns': ['customer_key']},
         ],
         post_hook=[
-            "{% if is_incremental() %}delete from {{ this }} as f where f.order_id in (select _record_id from {{ source('erp', 'sales_orders') }} where _deleted) and not exists (select 1 from {{ ref('stg_erp__sales_orders') }} as s where s.order_id = f.order_id){% endif %}",
+            "{% if is_incremental() %}delete from {{ this }} where order_id = any(array(select _record_id from {{ source('erp', 'sales_orders') }} where _deleted except select order_id from {{ ref('stg_erp__sales_orders') }} where order_id = any(array(select _record_id from {{ source('erp', 'sales_orders') }} where _deleted)))){% endif %}",
         ],
     )
 }}
@@ -46,7 +46,9 @@ changed_orders as (
 
 orders as (
     select * from {{ ref('stg_erp__sales_orders') }}
-    where order_id in (select order_id from changed_orders)
+    -- = any(array(...)) is pushed down into staging's latest-version scan (an index scan on the
+    -- record id); a plain "in (select ...)" would parse every landed order first
+    where order_id = any(array(select order_id from changed_orders))
 ),
 {% else %}
 orders as (

@@ -57,14 +57,14 @@ RAW_INSERTS: dict[str, str] = {
             'email', 'c' || i || '@example.cn', 'province', '广东', 'city', '深圳',
             'created_at', {created}, 'updated_at', {created}), created
         from (select i, %(as_of)s::timestamptz - (i %% 700) * interval '1 day' as created
-              from generate_series(1, %(n)s) as i) as s""",
+              from generate_series(1, %(n)s::int) as i) as s""",
     "raw_erp.customer_master": """
         select 'E' || i, jsonb_build_object('cust_no', 'E' || i, 'cust_name', '基准' || i || '号科技有限公司',
             'cust_type', 'C', 'contact_tel', '139-' || lpad(i::text, 8, '0'), 'province', '广东省',
             'city', '深圳市', 'credit_limit', 100000, 'created_time', {created}, 'modified_time', {created}),
             created
         from (select i, %(as_of)s::timestamptz - (i %% 700) * interval '1 day' as created
-              from generate_series(1, %(n)s) as i where i %% 5 <> 0) as s""",
+              from generate_series(1, %(n)s::int) as i where i %% 5 <> 0) as s""",
     "raw_erp.sales_orders": """
         select 'SO' || k, jsonb_build_object('order_no', 'SO' || k, 'cust_no', 'E' || c,
             'order_date', to_char(d, 'YYYY-MM-DD'), 'amount', 500 + (k * 7919) %% 200000,
@@ -72,7 +72,7 @@ RAW_INSERTS: dict[str, str] = {
             'status', case when k %% 13 = 0 then 'cancelled' when k %% 97 = 0 then 'refunded'
                            else 'completed' end, 'modified_time', {d}), d
         from (select k, c, %(as_of)s::timestamptz - ((k * 31) %% 730) * interval '1 day' as d
-              from (select k, 1 + (k * 7) %% %(n)s as c from generate_series(1, %(orders)s) as k) as o
+              from (select k, 1 + (k * 7) %% %(n)s as c from generate_series(1, %(orders)s::int) as k) as o
               where c %% 5 <> 0) as s""",
     "raw_erp.invoices": """
         select 'INV' || k, jsonb_build_object('invoice_no', 'INV' || k, 'cust_no', 'E' || c,
@@ -84,14 +84,14 @@ RAW_INSERTS: dict[str, str] = {
                               else to_char(d + interval '20 days', 'YYYY-MM-DD') end,
             'status', case when k %% 4 = 0 then 'issued' else 'paid' end, 'modified_time', {d}), d
         from (select k, c, %(as_of)s::timestamptz - ((k * 31) %% 730) * interval '1 day' as d
-              from (select k, 1 + (k * 7) %% %(n)s as c from generate_series(1, %(orders)s) as k) as o
+              from (select k, 1 + (k * 7) %% %(n)s as c from generate_series(1, %(orders)s::int) as k) as o
               where c %% 5 <> 0 and k %% 5 <> 0 and k %% 13 <> 0) as s""",
     "raw_callcenter.callers": """
         select 'CC' || i, jsonb_build_object('caller_id', 'CC' || i, 'name', '联系人' || i,
             'phone', '139 ' || lpad(i::text, 8, '0'), 'company_name', '基准' || i || '号科技',
             'updated_at', {d}), d
         from (select i, %(as_of)s::timestamptz - (i %% 300) * interval '1 day' as d
-              from generate_series(1, %(n)s) as i where i %% 5 in (1, 2)) as s""",
+              from generate_series(1, %(n)s::int) as i where i %% 5 in (1, 2)) as s""",
     "raw_callcenter.tickets": """
         select 'TK' || i || '-' || t, jsonb_build_object('ticket_id', 'TK' || i || '-' || t,
             'caller_id', 'CC' || i, 'priority', 'normal',
@@ -100,27 +100,27 @@ RAW_INSERTS: dict[str, str] = {
             'opened_at', {d}, 'closed_at', case when t = 2 then null else {closed} end,
             'updated_at', {d}), d
         from (select i, t, %(as_of)s::timestamptz - ((i * t) %% 200) * interval '1 day' as d
-              from generate_series(1, %(n)s) as i cross join generate_series(1, 2) as t
+              from generate_series(1, %(n)s::int) as i cross join generate_series(1, 2) as t
               where i %% 5 in (1, 2) and (t = 1 or i %% 3 = 0)) as s""",
     "raw_oa.customer_archive": """
         select 'OA' || i, jsonb_build_object('archive_id', 'OA' || i,
             'customer_name', '基准' || i || '号科技有限公司',
             'contact_phone', '+86 139' || lpad(i::text, 8, '0'), 'updated_at', {d}), d
         from (select i, %(as_of)s::timestamptz - (i %% 500) * interval '1 day' as d
-              from generate_series(1, %(n)s) as i where i %% 10 in (3, 4, 5)) as s""",
+              from generate_series(1, %(n)s::int) as i where i %% 10 in (3, 4, 5)) as s""",
     "raw_oa.contract_approvals": """
         select 'AP' || i, jsonb_build_object('approval_id', 'AP' || i, 'archive_id', 'OA' || i,
             'contract_no', 'HT-' || i, 'contract_amount', 10000 + i %% 90000, 'status', 'approved',
             'submitted_at', {d}, 'decided_at', {d}, 'updated_at', {d}), d
         from (select i, %(as_of)s::timestamptz - (i %% 500) * interval '1 day' as d
-              from generate_series(1, %(n)s) as i where i %% 10 in (3, 4, 5)) as s""",
+              from generate_series(1, %(n)s::int) as i where i %% 10 in (3, 4, 5)) as s""",
     "raw_marketing.leads": """
         select 'bench:' || i, jsonb_build_object('lead_id', 'bench:' || i, 'lead_name', '联系人' || i,
             'mobile', '139' || lpad(i::text, 8, '0'), 'company_name', '基准' || i || '号科技',
             'campaign_code', 'BENCH', 'lead_source', '展会',
             'created_at', to_char(d, 'YYYY-MM-DD'), 'source_file', 'bench.csv', 'source_row', i), d
         from (select i, %(as_of)s::timestamptz - (i %% 400) * interval '1 day' as d
-              from generate_series(1, %(n)s) as i where i %% 10 in (5, 6, 7)) as s""",
+              from generate_series(1, %(n)s::int) as i where i %% 10 in (5, 6, 7)) as s""",
 }
 
 
@@ -170,8 +170,9 @@ def change_one_percent(url: str, customers: int, orders: int) -> int:
             {"every": max(1, round(1 / CHANGED_SHARE))},
         ).rowcount
         select = RAW_INSERTS["raw_erp.sales_orders"].replace(
-            "generate_series(1, %(orders)s)", "generate_series(%(from)s, %(to)s)"
+            "generate_series(1, %(orders)s::int)", "generate_series(%(from)s::int, %(to)s::int)"
         )
+        assert select != RAW_INSERTS["raw_erp.sales_orders"], "the orders insert changed shape"
         new = conn.execute(
             _insert_sql("raw_erp.sales_orders", select, "bench-2"),
             {"n": customers, "from": orders + 1, "to": orders + share, "as_of": AS_OF},

@@ -2,6 +2,7 @@
 
     C360_WAREHOUSE_URL=postgresql://postgres@127.0.0.1:5432/postgres python -m benchmarks.run
     python -m benchmarks.run --records 50000 --only landing,dag_parse
+    python -m benchmarks.run --only marts --customers 20000
 
 Figures are printed, never asserted: they depend on the machine and on whatever else runs on it.
 """
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import dag_parse, identity, incremental, landing, memory, monitoring
+from benchmarks import dag_parse, identity, incremental, landing, marts, memory, monitoring
 from benchmarks.common import Result, Workspace, say, server_from_env
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -32,6 +33,7 @@ BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result | list[Re
     "dag_parse": lambda ws, args: dag_parse.run(ws, args.dag_parse_runs),
     "identity": lambda ws, args: identity.run(ws, args.records, args.identity_changes, not args.no_splink),
     "monitoring": lambda ws, args: monitoring.run(ws, args.monitoring_days),
+    "marts": lambda ws, args: marts.run(ws, args.customers, args.orders_per_customer, args.lookups),
 }
 
 
@@ -99,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-splink", action="store_true", help="identity without the Splink comparison")
     parser.add_argument("--monitoring-days", type=int, default=90, help="audit history for monitoring (90)")
+    parser.add_argument(
+        "--customers", type=int, default=1_000_000, help="synthetic customers for marts (1000000)"
+    )
+    parser.add_argument(
+        "--orders-per-customer", type=int, default=5, help="orders per customer for marts (5)"
+    )
+    parser.add_argument("--lookups", type=int, default=500, help="customer 360 lookups per kind for marts")
     args = parser.parse_args(argv)
     if args.records < 1:
         parser.error("--records must be at least 1")

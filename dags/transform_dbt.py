@@ -5,7 +5,9 @@ Runs whenever any source's raw Asset is updated. astronomer-cosmos renders the d
 model's tests right after it; a failing test stops everything downstream of that model.
 Then data checks (row-count deltas, null rates, duplicate keys; ``monitoring.data_checks``) run
 on the marts. When the marts are built, tested and checked, the DAG emits ``marts.dim_customer`` and
-``marts.customer_crosswalk``, which schedule the pushes back to the source systems.
+``marts.customer_crosswalk``, which schedule the pushes back to the source systems, and
+``marts.customer_360`` and ``marts.customer_alerts`` (customers needing attention today) for BI
+refreshes and the alerting work.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from c360_monitoring import alert_callbacks
 from cosmos import DbtTaskGroup, ExecutionConfig, ProjectConfig, RenderConfig
 from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 
-from include.assets import CUSTOMER_CROSSWALK, DIM_CUSTOMER, raw_asset
+from include.assets import CUSTOMER_360, CUSTOMER_ALERTS, CUSTOMER_CROSSWALK, DIM_CUSTOMER, raw_asset
 from include.config import DBT_PROJECT_DIR
 from include.dbt_profile import warehouse_profile
 from include.registry import load_sources
@@ -59,7 +61,9 @@ def dbt_customer_360():
         operator_args={"install_deps": False},
     )
 
-    @task(outlets=[DIM_CUSTOMER, CUSTOMER_CROSSWALK])
+    published = (DIM_CUSTOMER, CUSTOMER_CROSSWALK, CUSTOMER_360, CUSTOMER_ALERTS)
+
+    @task(outlets=list(published))
     def publish_marts(outlet_events=None) -> dict:
         """Every model and test upstream passed: tell the push and BI DAGs the marts are fresh,
         with their row counts on the Asset events."""
@@ -70,9 +74,9 @@ def dbt_customer_360():
         with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
             counts = {
                 asset.name: conn.execute(f"select count(*) from {asset.name}").fetchone()[0]
-                for asset in (DIM_CUSTOMER, CUSTOMER_CROSSWALK)
+                for asset in published
             }
-        for asset in (DIM_CUSTOMER, CUSTOMER_CROSSWALK):
+        for asset in published:
             outlet_events[asset].extra = {"rows": counts[asset.name]}
         return counts
 

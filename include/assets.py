@@ -18,3 +18,9 @@ CUSTOMER_CROSSWALK = Asset(
 
 #: Emitted by ``refresh_bi`` when the dashboards' data has been republished from fresh sources.
 BI_DASHBOARDS = Asset(name="bi.dashboards", uri="c360://bi/dashboards", group="bi")
+#: Emitted with them: the customers that need attention today (churn risk, complaint spike, payment due),
+#: for the push and alerting work; and the wide BI table.
+CUSTOMER_ALERTS = Asset(
+    name="marts.customer_alerts", uri="c360://warehouse/marts/customer_alerts", group="marts"
+)
+CUSTOMER_360 = Asset(name="marts.customer_360", uri="c360://warehouse/marts/customer_360", group="marts")

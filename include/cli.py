@@ -262,6 +262,12 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
         print("identity quality against the sandbox ground truth (`make quality`):")
         for line in report_lines(summary["quality"]):
             print(f"  {line}")
+    if summary["marts"]:
+        marts = summary["marts"]
+        print(f"orders (net value, CNY):         {marts['orders']:,} ({marts['lifetime_value_cny']:,.2f})")
+        print(f"lifecycle:                       {marts['lifecycle']}")
+        print(f"segments:                        {marts['segments']}")
+        print(f"alerts today (customer_alerts):  {marts['alerts']}")
     print(f"pushes to CRM (this run):        {summary['pushes']}")
     print(f"freshness:                       {summary['freshness']}")
     print(f"pipeline health:                 {summary['health']}  (monitoring.pipeline_health)")

@@ -53,6 +53,7 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
         summary["customers"] = _scalar(conn, "select count(*) from marts.dim_customer")
         summary["crosswalk_records"] = _scalar(conn, "select count(*) from marts.customer_crosswalk")
         summary["quality"] = identity_quality(conn)
+    summary["marts"] = customer_360_summary(conn) if _exists(conn, "marts.customer_360") else None
     if _exists(conn, "ops.push_runs"):
         row = conn.execute(
             "select sum(sent), sum(accepted), sum(rejected), sum(already_sent) from ops.push_runs "
@@ -84,3 +85,24 @@ def identity_quality(conn: psycopg.Connection) -> QualityReport | None:
         return score_resolution(conn, ground_truth_dir())
     except QualityInputError:
         return None
+
+
+def customer_360_summary(conn: psycopg.Connection) -> dict[str, Any]:
+    """What the business marts say today: orders and value, lifecycle, segments and open alerts."""
+
+    def counts(query: str) -> str:
+        return ", ".join(f"{n:,} {label}" for label, n in conn.execute(query).fetchall()) or "none"
+
+    orders, value = conn.execute(
+        "select count(*) filter (where not is_cancelled and not is_refund), "
+        "coalesce(sum(net_amount_cny), 0) from marts.fct_orders"
+    ).fetchone()
+    return {
+        "orders": orders,
+        "lifetime_value_cny": value,
+        "lifecycle": counts(
+            "select lifecycle_stage, customers from marts.lifecycle_stats order by stage_order"
+        ),
+        "segments": counts("select segment, count(*) from marts.customer_360 group by 1 order by 2 desc, 1"),
+        "alerts": counts("select alert_type, count(*) from marts.customer_alerts group by 1 order by 1"),
+    }

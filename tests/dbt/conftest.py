@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,9 +15,11 @@ import pytest
 
 from include.config import DBT_PROJECT_DIR, PgUrl
 from tests.conftest import create_database, drop_database
-from tests.dbt.raw_fixture import build_raw_database
+from tests.dbt.raw_fixture import AS_OF_DATE, build_raw_database
 
 DBT_EXECUTABLE = Path(sys.executable).with_name("dbt")
+#: The marts' rules ("no order for 90 days") are evaluated for the fixture's day, not today.
+FIXTURE_VARS = json.dumps({"as_of_date": AS_OF_DATE})
 
 
 @dataclass(frozen=True)
@@ -59,20 +62,20 @@ def run_dbt(args: list[str], db: PgUrl, tmp: Path) -> subprocess.CompletedProces
     return subprocess.run(command, env=dbt_env(db), capture_output=True, text=True, timeout=300)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def dbt_warehouse(pg_server: PgUrl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DbtWarehouse]:
-    """A fresh database (the `fresh_db` helpers, module-scoped so one build serves every assertion)
+    """A fresh database (the `fresh_db` helpers, session-scoped so one build serves every module)
     with the raw fixture landed, after `dbt build` and `dbt docs generate`."""
     db = create_database(pg_server, "c360_dbt")
     tmp = tmp_path_factory.mktemp("dbt")
     try:
         build_raw_database(db.url)
-        build = run_dbt(["build"], db, tmp)
+        build = run_dbt(["build", "--vars", FIXTURE_VARS], db, tmp)
         if build.returncode != 0:
             pytest.fail(f"dbt build failed:\n{build.stdout[-6000:]}\n{build.stderr[-2000:]}")
         # docs generate rewrites run_results.json: keep the build's
         (tmp / "target" / "run_results.json").rename(tmp / "target" / "build_results.json")
-        docs = run_dbt(["docs", "generate"], db, tmp)
+        docs = run_dbt(["docs", "generate", "--vars", FIXTURE_VARS], db, tmp)
         yield DbtWarehouse(db=db, target_path=tmp / "target", build=build, docs=docs)
     finally:
         drop_database(db)

@@ -58,6 +58,10 @@ ID_LINA_BAD = "320102199208154560"  # checksum wrong (valid would end in 4)
 T0 = datetime(2024, 3, 1, 9, 0, tzinfo=timezone(timedelta(hours=8)))
 
 
+#: The day the marts' business rules are evaluated for on this fixture (dbt var `as_of_date`).
+AS_OF_DATE = "2024-03-10"
+
+
 def ts(days: int) -> str:
     return (T0 + timedelta(days=days)).isoformat()
 
@@ -281,6 +285,37 @@ RECORDS: dict[tuple[str, str], list[dict[str, Any]]] = {
             "status": "open",
             "modified_time": ts(-20),
         },
+        # issue 5 (marts): a cancelled order, a refund, and a repeat buyer gone quiet
+        {
+            "order_no": "SO3",
+            "cust_no": "C001",
+            "order_date": "2024-03-01",
+            "amount": 9999,
+            "currency": "CNY",
+            "status": "cancelled",
+            "modified_time": ts(-9),
+        },
+        {
+            "order_no": "SO4",
+            "cust_no": "C003",
+            "order_date": "2024-02-20",
+            "amount": "-500",
+            "currency": "CNY",
+            "status": "refunded",
+            "modified_time": ts(-9),
+        },
+        *[
+            {
+                "order_no": order_no,
+                "cust_no": "C007",
+                "order_date": day,
+                "amount": 20000,
+                "currency": "CNY",
+                "status": "completed",
+                "modified_time": ts(-150),
+            }
+            for order_no, day in (("SO5", "2023-09-01"), ("SO6", "2023-10-01"))
+        ],
     ],
     ("erp", "invoices"): [
         {
@@ -294,6 +329,18 @@ RECORDS: dict[tuple[str, str], list[dict[str, Any]]] = {
             "paid_date": "2024-02-20",
             "status": "PAID",
             "modified_time": ts(-10),
+        },
+        {
+            "invoice_no": "INV2",
+            "cust_no": "C003",
+            "order_no": "SO2",
+            "invoice_date": "2024-02-02",
+            "due_date": "2024-03-01",
+            "amount": "3,000",
+            "paid_amount": 0,
+            "paid_date": None,
+            "status": "overdue",
+            "modified_time": ts(-9),
         },
     ],
     ("oa", "customer_archive"): [
@@ -380,6 +427,20 @@ RECORDS: dict[tuple[str, str], list[dict[str, Any]]] = {
             "closed_at": ts(-3),
             "updated_at": ts(-3),
         },
+        *[
+            {
+                "ticket_id": ticket_id,
+                "caller_id": "CC6",
+                "category": "complaint",
+                "priority": "normal",
+                "status": "open",
+                "subject": "发货延迟投诉",
+                "opened_at": ts(days),
+                "closed_at": None,
+                "updated_at": ts(days),
+            }
+            for ticket_id, days in (("TK2", -6), ("TK3", -2))
+        ],
     ],
     ("callcenter", "contact_changes"): [
         {

@@ -22,6 +22,10 @@ key_registry as (
     select * from {{ ref('int_customer_key_registry') }}
 ),
 
+lifecycle as (
+    select * from {{ ref('int_customer_lifecycle') }}
+),
+
 golden as (
     select
         customer_key,
@@ -61,10 +65,15 @@ final as (
         membership.source_record_count,
         key_registry.issued_at as key_issued_at,
         membership.first_seen_at,
-        membership.last_updated_at
+        membership.last_updated_at,
+        lifecycle.has_marketing_opt_in,
+        lifecycle.first_activity_on,
+        lifecycle.last_activity_on,
+        lifecycle.lifecycle_stage
     from membership
     left join golden on membership.customer_key = golden.customer_key
     left join key_registry on membership.customer_key = key_registry.customer_key
+    left join lifecycle on membership.customer_key = lifecycle.customer_key
 )
 
 select * from final

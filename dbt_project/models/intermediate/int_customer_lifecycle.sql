@@ -1,0 +1,84 @@
+{#- One row per customer_key: the issue-5 additions to dim_customer. Consent (the only signal the
+    sources carry is a marketing sign-up), first and last activity over every activity table, and the
+    lifecycle stage:
+      lead            known only from marketing leads
+      prospect        known to a business system (CRM, ERP, OA, call center) but never ordered
+      active_customer last order within lifecycle_active_days (exactly that many days still counts)
+      dormant         last order older than that, up to lifecycle_churned_after_days
+      churned         no order for longer than lifecycle_churned_after_days -#}
+
+with crosswalk as (
+    select * from {{ ref('customer_crosswalk') }}
+),
+
+order_stats as (
+    select * from {{ ref('int_customer_order_stats') }}
+),
+
+orders as (
+    select * from {{ ref('fct_orders') }}
+),
+
+tickets as (
+    select * from {{ ref('fct_service_tickets') }}
+),
+
+contracts as (
+    select * from {{ ref('fct_contracts') }}
+),
+
+leads as (
+    select * from {{ ref('fct_leads') }}
+),
+
+customers as (
+    select
+        customer_key,
+        bool_or(source_system = 'marketing') as has_marketing_opt_in,
+        bool_and(source_system = 'marketing') as only_marketing
+    from crosswalk
+    group by customer_key
+),
+
+activity as (
+    select customer_key, order_date as activity_on from orders where not is_cancelled
+    union all
+    select customer_key, opened_at::date from tickets
+    union all
+    select customer_key, submitted_at::date from contracts
+    union all
+    select customer_key, created_on from leads
+),
+
+activity_span as (
+    select
+        customer_key,
+        min(activity_on) as first_activity_on,
+        max(activity_on) as last_activity_on
+    from activity
+    where customer_key is not null
+        and activity_on <= {{ as_of_date() }}
+    group by customer_key
+),
+
+final as (
+    select
+        customers.customer_key,
+        customers.has_marketing_opt_in,
+        activity_span.first_activity_on,
+        activity_span.last_activity_on,
+        (case
+            when order_stats.order_count > 0 and order_stats.days_since_last_order <= {{ var('lifecycle_active_days') }}
+                then 'active_customer'
+            when order_stats.order_count > 0 and order_stats.days_since_last_order <= {{ var('lifecycle_churned_after_days') }}
+                then 'dormant'
+            when order_stats.order_count > 0 then 'churned'
+            when customers.only_marketing then 'lead'
+            else 'prospect'
+        end) as lifecycle_stage
+    from customers
+    left join order_stats on customers.customer_key = order_stats.customer_key
+    left join activity_span on customers.customer_key = activity_span.customer_key
+)
+
+select * from final

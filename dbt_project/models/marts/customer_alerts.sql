@@ -1,0 +1,84 @@
+{#- One row per customer_key and alert_type: every customer that needs attention on as_of_date and why.
+    churn_risk (customer_churn_risk), complaint_spike (customer_complaint_anomalies) and payment_due
+    (payment_reminders, summed per customer). The push and alerting work reads this table. -#}
+{{
+    config(
+        indexes=[
+            {'columns': ['customer_key', 'alert_type'], 'unique': true},
+        ],
+    )
+}}
+
+with churn_risk as (
+    select * from {{ ref('customer_churn_risk') }}
+),
+
+complaint_spikes as (
+    select * from {{ ref('customer_complaint_anomalies') }}
+),
+
+reminders as (
+    select * from {{ ref('payment_reminders') }}
+    where customer_key is not null
+),
+
+payment_due as (
+    select
+        customer_key,
+        count(*)::integer as invoices,
+        count(*) filter (where reminder_type = 'overdue')::integer as overdue_invoices,
+        sum(open_amount_cny)::numeric(18, 2) as open_amount_cny,
+        max(days_overdue) as max_days_overdue,
+        min(days_until_due) as soonest_days_until_due
+    from reminders
+    group by customer_key
+),
+
+alerts as (
+    select
+        customer_key,
+        'churn_risk' as alert_type,
+        (case when lifetime_value_cny >= {{ var('segment_vip_min_lifetime_value') }} then 'high' else 'medium' end)
+            as severity,
+        format('已 %s 天未下单（此前 %s 单，累计 %s 元）', days_since_last_order, order_count, lifetime_value_cny)
+            as reason,
+        days_since_last_order::numeric as metric_value
+    from churn_risk
+    union all
+    select
+        customer_key,
+        'complaint_spike',
+        'high',
+        format(
+            '近 %s 天投诉 %s 次，基线每 %s 天 %s 次',
+            {{ var('complaint_window_days') }}, complaints_in_window, {{ var('complaint_window_days') }},
+            baseline_per_window
+        ),
+        complaints_in_window::numeric
+    from complaint_spikes
+    union all
+    select
+        customer_key,
+        'payment_due',
+        (case when overdue_invoices > 0 then 'high' else 'low' end),
+        (case
+            when overdue_invoices > 0
+                then format('%s 张发票逾期，最长 %s 天，未收 %s 元', overdue_invoices, max_days_overdue, open_amount_cny)
+            else format('%s 张发票 %s 天内到期，未收 %s 元', invoices, soonest_days_until_due, open_amount_cny)
+        end),
+        open_amount_cny
+    from payment_due
+),
+
+final as (
+    select
+        customer_key,
+        alert_type,
+        severity,
+        reason,
+        metric_value,
+        {{ as_of_date() }} as alert_date
+    from alerts
+)
+
+select * from final

@@ -185,7 +185,8 @@ def report(
     """
     from include.monitoring.health import TABLES_DDL
 
-    conn.execute(TABLES_DDL)
+    if not conn.execute("select to_regclass('monitoring.alert_log') is not null").fetchone()[0]:
+        conn.execute(TABLES_DDL)
     conn.commit()
     now = datetime.now(UTC)
     with conn.transaction():
@@ -207,9 +208,7 @@ def report(
         elif not firing and status == "firing":
             transition = "recovered"
         if transition is None:
-            conn.execute(
-                "update monitoring.alert_state set updated_at = %s where alert_key = %s", (now, alert.key)
-            )
+            _touch(conn, alert.key, now)
             return None
 
         if transition == "recovered":
@@ -225,9 +224,7 @@ def report(
         if attempted and not delivered:
             log.error("alert %s reached no channel; the next check will try again", alert.key)
             # keep the delivery log, not the state change
-            conn.execute(
-                "update monitoring.alert_state set updated_at = %s where alert_key = %s", (now, alert.key)
-            )
+            _touch(conn, alert.key, now)
             return None
         if transition == "recovered":
             conn.execute(

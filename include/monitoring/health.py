@@ -167,28 +167,36 @@ left join failures f using (source)
 left join quarantine q using (source)
 """
 
+# Only records with a rejected push can be in the backlog: start from those (a partial index) and
+# look up each one's latest push and last acceptance by index, instead of sorting the whole log.
 FLOW_CHECKS_SQL = f"""
+create index if not exists push_log_failed_ix on {OPS_SCHEMA}.push_log (target, record_id)
+    where status in ('rejected', 'error');
+create index if not exists push_log_record_time_ix on {OPS_SCHEMA}.push_log (target, record_id, pushed_at);
 create or replace view {SCHEMA}.flow_health as
 with targets as (
     select target, max(finished_at) as last_push_at from {OPS_SCHEMA}.push_runs group by target
 ),
-latest as (
-    select distinct on (target, record_id) target, record_id, status, pushed_at
-    from {OPS_SCHEMA}.push_log
-    order by target, record_id, pushed_at desc
-),
-last_accepted as (
-    select target, record_id, max(pushed_at) as accepted_at
-    from {OPS_SCHEMA}.push_log where status in ('created', 'updated', 'unchanged')
-    group by target, record_id
+candidates as (
+    select distinct target, record_id from {OPS_SCHEMA}.push_log where status in ('rejected', 'error')
 ),
 backlog as (
-    select l.target, l.record_id,
+    select c.target, c.record_id,
            (select min(p.pushed_at) from {OPS_SCHEMA}.push_log p
-            where p.target = l.target and p.record_id = l.record_id
-              and p.pushed_at > coalesce(a.accepted_at, '-infinity')) as waiting_since
-    from latest l left join last_accepted a using (target, record_id)
-    where l.status in ('rejected', 'error')
+            where p.target = c.target and p.record_id = c.record_id
+              and p.pushed_at > coalesce(accepted.at, '-infinity')) as waiting_since
+    from candidates c
+    cross join lateral (
+        select p.status from {OPS_SCHEMA}.push_log p
+        where p.target = c.target and p.record_id = c.record_id
+        order by p.pushed_at desc limit 1
+    ) latest
+    cross join lateral (
+        select max(p.pushed_at) as at from {OPS_SCHEMA}.push_log p
+        where p.target = c.target and p.record_id = c.record_id
+          and p.status in ('created', 'updated', 'unchanged')
+    ) accepted
+    where latest.status in ('rejected', 'error')
 ),
 latency as (
     select distinct on (target) target, p95_min, measured_records
@@ -226,7 +234,10 @@ from (select distinct on (relation) * from runs order by relation, checked_at de
 # Every measured value against its threshold: the scope's own row, else the '*' default.
 HEALTH_SQL = f"""
 create or replace view {SCHEMA}.pipeline_health_checks as
-with measured as (
+with source_health as materialized (select * from {SCHEMA}.source_health),
+flow_health as materialized (select * from {SCHEMA}.flow_health),
+mart_health as materialized (select * from {SCHEMA}.mart_health),
+measured as (
     select source as system, 'source' as area, source as subject, 'last_success_age_h' as check_name,
            last_success_age_h as value,
            case when never_succeeded is not null then 'never extracted successfully: ' || never_succeeded
@@ -235,47 +246,47 @@ with measured as (
                             to_char(last_success_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'))
            end as detail,
            'red' as when_missing
-    from {SCHEMA}.source_health
+    from source_health
     union all
     select source, 'source', source, 'failed_runs_24h', failed_runs_24h,
            format('%s failed run(s) since the last success', failed_runs_24h), 'green'
-    from {SCHEMA}.source_health
+    from source_health
     union all
     select source, 'source', source, 'quarantine_rate_pct', quarantine_rate_pct,
            format('%s%% of rows read in 24 h quarantined', round(quarantine_rate_pct::numeric, 2)), 'green'
-    from {SCHEMA}.source_health
+    from source_health
     union all
     select source, 'source', source, 'volume_ratio_low', volume_ratio_low,
            coalesce(volume_detail, 'no baseline yet'), 'green'
-    from {SCHEMA}.source_health
+    from source_health
     union all
     select source, 'source', source, 'volume_ratio_high', volume_ratio_high,
            coalesce(volume_detail, 'no baseline yet'), 'green'
-    from {SCHEMA}.source_health
+    from source_health
     union all
     select system, 'flow', target, 'last_push_age_h', last_push_age_h,
            format('last push %s h ago', round(last_push_age_h::numeric, 1)), 'red'
-    from {SCHEMA}.flow_health
+    from flow_health
     union all
     select system, 'flow', target, 'reject_backlog', reject_backlog,
            format('%s record(s) whose last push was rejected', reject_backlog), 'green'
-    from {SCHEMA}.flow_health
+    from flow_health
     union all
     select system, 'flow', target, 'outbox_age_h', outbox_age_h,
            format('oldest unaccepted change waiting %s h', round(outbox_age_h::numeric, 1)), 'green'
-    from {SCHEMA}.flow_health
+    from flow_health
     union all
     select system, 'flow', target, 'e2e_latency_p95_min', e2e_latency_p95_min,
            format('p95 source change -> push %s min', round(e2e_latency_p95_min::numeric, 1)), 'green'
-    from {SCHEMA}.flow_health
+    from flow_health
     union all
     select 'warehouse', 'mart', relation, 'data_checks_failed', data_checks_failed,
            coalesce(failures, 'all data checks passed'), 'green'
-    from {SCHEMA}.mart_health
+    from mart_health
     union all
     select 'warehouse', 'mart', relation, 'mart_build_age_h', mart_build_age_h,
            format('last build that passed its checks %s h ago', round(mart_build_age_h::numeric, 1)), 'red'
-    from {SCHEMA}.mart_health
+    from mart_health
 )
 select m.system, m.area, m.subject, m.check_name, round(m.value::numeric, 3) as value,
        t.amber, t.red,

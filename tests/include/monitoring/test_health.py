@@ -277,8 +277,8 @@ def test_a_generated_drop_in_volume_is_an_anomaly_and_alerts(shop, fresh_db, mon
 
 
 def test_the_plugin_serves_the_health_view(conn, fresh_db):
-    from c360_monitoring import C360MonitoringPlugin
     from c360_monitoring.health_page import create_app
+    from c360_monitoring.plugin import C360MonitoringPlugin
     from fastapi.testclient import TestClient
 
     all_sources_extracted(conn)

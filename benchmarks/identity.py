@@ -546,6 +546,10 @@ def run_splink(url: str, folder: Path, truth_dir: Path) -> dict[str, Any]:
 # --- the benchmark -------------------------------------------------------------------------------------
 
 
+def _headline(report: QualityReport) -> str:
+    return f"precision {report.precision or 0:.4f}, recall {report.recall or 0:.4f}, F1 {report.f1 or 0:.4f}"
+
+
 def _q(report: QualityReport) -> dict[str, Any]:
     d = report.as_dict()
     return {k: (round(v, 5) if isinstance(v, float) else v) for k, v in d.items()}
@@ -575,10 +579,12 @@ def run(ws: Workspace, records: int, changes: int = 10_000, splink: bool = True)
     with psycopg.connect(url) as conn:
         ours = score_resolution(conn, truth_dir)
     quality_s = time.perf_counter() - started
+    say(f"identity: ours: {_headline(ours)} (scored in {quality_s:.1f} s)")
 
     splink_out: dict[str, Any] | None = None
     if splink:
         splink_out = run_splink(url, folder, truth_dir)
+        say(f"identity: Splink: {_headline(splink_out['quality'])} in {splink_out['seconds']:.1f} s")
 
     changed_rows = 0
     for part in ("new", "changed"):

@@ -30,7 +30,9 @@ BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result | list[Re
     "incremental": lambda ws, args: incremental.run(ws, args.records),
     "memory": lambda ws, args: memory.run(ws, args.records),
     "dag_parse": lambda ws, args: dag_parse.run(ws, args.dag_parse_runs),
-    "identity": lambda ws, args: identity.run(ws, args.records, args.identity_changes, not args.no_splink),
+    "identity": lambda ws, args: identity.run(
+        ws, args.records, args.identity_changes, not args.no_splink, not args.no_identity_incremental
+    ),
 }
 
 
@@ -97,6 +99,9 @@ def main(argv: list[str] | None = None) -> int:
         "--identity-changes", type=int, default=10_000, help="new or changed records for identity (10000)"
     )
     parser.add_argument("--no-splink", action="store_true", help="identity without the Splink comparison")
+    parser.add_argument(
+        "--no-identity-incremental", action="store_true", help="identity without the incremental rebuild"
+    )
     args = parser.parse_args(argv)
     if args.records < 1:
         parser.error("--records must be at least 1")

@@ -217,12 +217,12 @@ def score_resolution(
         cur.execute("analyze _cells")
         figures = cur.execute(_FIGURES_SQL).fetchone()
         coverage = cur.execute(sql.SQL(_COVERAGE_SQL).format(relation=ident)).fetchone()
-    scored = figures["records_scored"]
+    scored = int(figures["records_scored"])
     return QualityReport(
         **{name: int(value) for name, value in figures.items()},
-        records_not_in_truth=coverage["resolved_records"] - scored,
-        truth_records_not_resolved=coverage["truth_records"] - scored,
-        truth_records_deleted=coverage["deleted_in_truth"] - coverage["deleted_but_resolved"],
+        records_not_in_truth=int(coverage["resolved_records"]) - scored,
+        truth_records_not_resolved=int(coverage["truth_records"]) - scored,
+        truth_records_deleted=int(coverage["deleted_in_truth"] - coverage["deleted_but_resolved"]),
     )
 
 

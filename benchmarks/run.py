@@ -31,7 +31,9 @@ BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result | list[Re
     "incremental": lambda ws, args: incremental.run(ws, args.records),
     "memory": lambda ws, args: memory.run(ws, args.records),
     "dag_parse": lambda ws, args: dag_parse.run(ws, args.dag_parse_runs),
-    "identity": lambda ws, args: identity.run(ws, args.records, args.identity_changes, not args.no_splink),
+    "identity": lambda ws, args: identity.run(
+        ws, args.records, args.identity_changes, not args.no_splink, not args.no_identity_incremental
+    ),
     "monitoring": lambda ws, args: monitoring.run(ws, args.monitoring_days),
     "marts": lambda ws, args: marts.run(ws, args.customers, args.orders_per_customer, args.lookups),
 }
@@ -108,6 +110,9 @@ def main(argv: list[str] | None = None) -> int:
         "--orders-per-customer", type=int, default=5, help="orders per customer for marts (5)"
     )
     parser.add_argument("--lookups", type=int, default=500, help="customer 360 lookups per kind for marts")
+    parser.add_argument(
+        "--no-identity-incremental", action="store_true", help="identity without the incremental rebuild"
+    )
     args = parser.parse_args(argv)
     if args.records < 1:
         parser.error("--records must be at least 1")

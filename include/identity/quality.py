@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
 
 from include.config import ground_truth_dir
 
@@ -134,59 +135,62 @@ def _load_truth(conn: psycopg.Connection, truth_dir: Path) -> None:
             with cur.copy("copy _truth_deleted from stdin") as cp:
                 for row in deleted:
                     cp.write_row(row)
-        cur.execute("create index on _truth_links (source_system, source_record_id)")
         cur.execute("analyze _truth_links")
         cur.execute("analyze _truth_deleted")
+        cur.execute(
+            "create temp table _deleted as select distinct source_system, source_record_id "
+            "from _truth_deleted inner join _truth_links using (source_system, source_record_id)"
+        )
+        cur.execute("analyze _deleted")
 
 
-_SCORE_SQL = """
-with resolved as (
-    select source_system, source_record_id, customer_key from {relation}
-),
-scored as (
-    select r.customer_key as predicted, t.true_customer_id as truth
-    from resolved as r
-    inner join _truth_links as t using (source_system, source_record_id)
-),
-cells as (
-    select predicted, truth, count(*)::bigint as n from scored group by predicted, truth
-),
-predicted as (
-    select predicted, sum(n)::bigint as n, count(*) as customers from cells group by predicted
-),
-truths as (
-    select truth, sum(n)::bigint as n, count(*) as clusters from cells group by truth
+# The resolution joined to the truth, one row per (predicted cluster, true customer) with its record
+# count: every pairwise and cluster figure follows from these cells. A temp table with statistics
+# (rather than CTEs) keeps the planner's estimates right at any size.
+_CELLS_SQL = """
+create temp table _cells as
+select r.customer_key as predicted, t.true_customer_id as truth, count(*)::bigint as n
+from {relation} as r
+inner join _truth_links as t using (source_system, source_record_id)
+group by r.customer_key, t.true_customer_id
+"""
+
+_FIGURES_SQL = """
+with sized as (
+    select
+        n,
+        sum(n) over (partition by predicted) as predicted_n,
+        count(*) over (partition by predicted) as predicted_customers,
+        sum(n) over (partition by truth) as truth_n,
+        count(*) over (partition by truth) as truth_clusters,
+        row_number() over (partition by predicted) = 1 as first_of_predicted,
+        row_number() over (partition by truth) = 1 as first_of_truth
+    from _cells
 )
 select
-    (select coalesce(sum(n), 0) from cells) as records_scored,
-    (select count(*) from resolved as r where not exists (
-        select 1 from _truth_links as t
-        where t.source_system = r.source_system and t.source_record_id = r.source_record_id
-    )) as records_not_in_truth,
-    (select count(*) from _truth_links as t where not exists (
-        select 1 from resolved as r
-        where r.source_system = t.source_system and r.source_record_id = t.source_record_id
-    )) as truth_records_not_resolved,
-    (select count(*) from _truth_links as t where exists (
-        select 1 from _truth_deleted as d
-        where d.source_system = t.source_system and d.source_record_id = t.source_record_id
-    ) and not exists (
-        select 1 from resolved as r
-        where r.source_system = t.source_system and r.source_record_id = t.source_record_id
-    )) as truth_records_deleted,
-    (select count(*) from predicted) as predicted_clusters,
-    (select count(*) from truths) as true_customers,
-    (select coalesce(sum(n * (n - 1) / 2), 0) from predicted) as predicted_pairs,
-    (select coalesce(sum(n * (n - 1) / 2), 0) from truths) as true_pairs,
-    (select coalesce(sum(n * (n - 1) / 2), 0) from cells) as true_positive_pairs,
-    (select count(*) from predicted where customers > 1) as false_merge_clusters,
-    (select count(*) from truths where clusters > 1) as split_customers,
-    (select count(*) from predicted as p inner join cells as c using (predicted)
-        inner join truths as t using (truth)
-        where p.customers = 1 and t.clusters = 1) as exact_clusters,
-    (select coalesce(max(n), 0) from predicted) as largest_cluster,
-    (select coalesce(max(n), 0) from truths) as largest_true_customer,
-    (select count(*) from predicted where n = 1) as singleton_clusters
+    coalesce(sum(n), 0) as records_scored,
+    count(*) filter (where first_of_predicted) as predicted_clusters,
+    count(*) filter (where first_of_truth) as true_customers,
+    coalesce(sum(predicted_n * (predicted_n - 1) / 2) filter (where first_of_predicted), 0)
+        as predicted_pairs,
+    coalesce(sum(truth_n * (truth_n - 1) / 2) filter (where first_of_truth), 0) as true_pairs,
+    coalesce(sum(n * (n - 1) / 2), 0) as true_positive_pairs,
+    count(*) filter (where first_of_predicted and predicted_customers > 1) as false_merge_clusters,
+    count(*) filter (where first_of_truth and truth_clusters > 1) as split_customers,
+    count(*) filter (where n = predicted_n and n = truth_n) as exact_clusters,
+    coalesce(max(predicted_n), 0) as largest_cluster,
+    coalesce(max(truth_n), 0) as largest_true_customer,
+    count(*) filter (where first_of_predicted and predicted_n = 1) as singleton_clusters
+from sized
+"""
+
+_COVERAGE_SQL = """
+select
+    (select count(*) from {relation}) as resolved_records,
+    (select count(*) from _truth_links) as truth_records,
+    (select count(*) from _deleted) as deleted_in_truth,
+    (select count(*) from _deleted as d inner join {relation} as r using (source_system, source_record_id))
+        as deleted_but_resolved
 """
 
 
@@ -207,12 +211,19 @@ def score_resolution(
         )
     schema, _, table = relation.rpartition(".")
     ident = sql.Identifier(schema, table) if schema else sql.Identifier(table)
-    with conn.transaction(force_rollback=True), conn.cursor() as cur:
+    with conn.transaction(force_rollback=True), conn.cursor(row_factory=dict_row) as cur:
         _load_truth(conn, truth_dir)
-        cur.execute(sql.SQL(_SCORE_SQL).format(relation=ident))
-        names = [d.name for d in cur.description]
-        row = cur.fetchone()
-    return QualityReport(**{name: int(value) for name, value in zip(names, row, strict=True)})
+        cur.execute(sql.SQL(_CELLS_SQL).format(relation=ident))
+        cur.execute("analyze _cells")
+        figures = cur.execute(_FIGURES_SQL).fetchone()
+        coverage = cur.execute(sql.SQL(_COVERAGE_SQL).format(relation=ident)).fetchone()
+    scored = int(figures["records_scored"])
+    return QualityReport(
+        **{name: int(value) for name, value in figures.items()},
+        records_not_in_truth=int(coverage["resolved_records"]) - scored,
+        truth_records_not_resolved=int(coverage["truth_records"]) - scored,
+        truth_records_deleted=int(coverage["deleted_in_truth"] - coverage["deleted_but_resolved"]),
+    )
 
 
 def score_warehouse(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import random
 from collections import Counter
 from itertools import combinations
@@ -162,3 +163,11 @@ def test_missing_inputs_say_what_to_do(fresh_db: PgUrl, tmp_path: Path):
     write_crosswalk(fresh_db.url, {("crm", "a"): "K"})
     with pytest.raises(QualityInputError, match="sandbox generator"):
         score_warehouse(fresh_db.url, tmp_path / "nowhere")
+
+
+def test_figures_are_plain_ints_for_json(fresh_db: PgUrl, tmp_path: Path):
+    truth = write_truth(tmp_path, TRUTH)
+    write_crosswalk(fresh_db.url, {k: f"K{v}" for k, v in TRUTH.items()})
+    figures = score_warehouse(fresh_db.url, truth).as_dict()
+    assert json.loads(json.dumps(figures)) == figures
+    assert all(type(v) in (int, float) for v in figures.values())

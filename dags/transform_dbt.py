@@ -54,7 +54,9 @@ def dbt_customer_360():
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
-            test_behavior=TestBehavior.AFTER_EACH,
+            # one `dbt build` task per model: the model, then its tests, in one dbt invocation (half
+            # the tasks and dbt start-ups of a run task plus a test task per model)
+            test_behavior=TestBehavior.BUILD,
             # relationships tests need both models built: run them in their own task after both
             should_detach_multiple_parents_tests=True,
         ),

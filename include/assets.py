@@ -15,3 +15,6 @@ DIM_CUSTOMER = Asset(name="marts.dim_customer", uri="c360://warehouse/marts/dim_
 CUSTOMER_CROSSWALK = Asset(
     name="marts.customer_crosswalk", uri="c360://warehouse/marts/customer_crosswalk", group="marts"
 )
+
+#: Mart Assets by name, for registries that name their triggers (the target registry).
+MART_ASSETS = {asset.name: asset for asset in (DIM_CUSTOMER, CUSTOMER_CROSSWALK)}

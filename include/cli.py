@@ -43,7 +43,7 @@ DEMO_SEED = 42
 PIPELINE_DAGS = [
     *(f"extract_{s.name}" for s in load_sources()),
     "dbt_customer_360",
-    "push_crm",
+    "push_flows",
     "monitor_freshness",
 ]
 
@@ -134,6 +134,20 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             )
         elif source.kind == "database":
             env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = _pg_conn(erp)
+    from include.push.targets import load_targets
+
+    for target in load_targets().targets:  # push targets the sources do not cover (marketing's API)
+        key = f"AIRFLOW_CONN_{target.conn_id.upper()}"
+        if target.kind == "http" and key not in env:
+            env[key] = json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": sandbox_port(),
+                    "schema": "http",
+                    "password": token,
+                }
+            )
     return env
 
 
@@ -166,6 +180,13 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
             for s in load_sources()
             if s.pool
         }
+        from include.push.targets import load_targets
+
+        for target in load_targets().targets:
+            pools.setdefault(
+                target.pool,
+                {"slots": 2, "description": f"concurrency cap for {target.label}", "include_deferred": False},
+            )
         pools_file = airflow_home() / "pools.json"
         pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
         run([str(BIN / "airflow"), "pools", "import", str(pools_file)], env, stdout=subprocess.DEVNULL)
@@ -216,7 +237,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print("-" * 60)
     print(f"source customer records:        {summary['crosswalk_records']:,}")
     print(f"unique customers (dim_customer): {summary['customers']:,}")
-    print(f"pushes to CRM (this run):        {summary['pushes']}")
+    print(f"sync-back pushes (this run):     {summary['pushes']}")
     print(f"freshness:                       {summary['freshness']}")
     print()
     print(f"connect with:  psql {warehouse_url}")

@@ -13,7 +13,7 @@ def test_no_import_errors(dagbag):
 def test_expected_dags(dagbag):
     expected = {f"extract_{s.name}" for s in load_sources()} | {
         "dbt_customer_360",
-        "push_crm",
+        "push_flows",
         "monitor_freshness",
     }
     assert expected <= set(dagbag.dag_ids)
@@ -67,4 +67,17 @@ def test_assets_tie_producers_to_consumers(dagbag):
         outlets = {o.name for t in dagbag.dags[f"extract_{source.name}"].tasks for o in t.outlets}
         assert outlets == {raw_asset(source.name).name}
     assert DIM_CUSTOMER.name in {o.name for t in dbt_dag.tasks for o in t.outlets}
-    assert _asset_names(dagbag.dags["push_crm"].timetable.asset_condition) == {DIM_CUSTOMER.name}
+    assert DIM_CUSTOMER.name in _asset_names(dagbag.dags["push_flows"].timetable.asset_condition)
+
+
+def test_push_dag_has_a_task_group_per_flow_and_a_send_per_target(dagbag):
+    from include.push.targets import load_targets
+
+    dag = dagbag.dags["push_flows"]
+    registry = load_targets()
+    for flow in registry.flows:
+        assert {f"{flow.name}.plan", f"{flow.name}.finish"} <= set(dag.task_ids)
+        for target in flow.targets:
+            send = dag.get_task(f"{flow.name}.send_{target}")
+            assert send.pool == registry.target(target).pool
+            assert f"{flow.name}.plan" in send.upstream_task_ids

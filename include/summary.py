@@ -46,7 +46,8 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
     if _exists(conn, "ops.sync_runs"):
         row = conn.execute(
             "select sum(sent), sum(succeeded), sum(rejected), sum(conflicts), sum(skipped_unchanged), "
-            "count(distinct flow) from ops.sync_runs where started_at >= %s and not dry_run having count(*) > 0",
+            "count(distinct flow) from ops.sync_runs where started_at >= %s and not dry_run having "
+            "count(*) > 0",
             (since,),
         ).fetchone()
         if row:

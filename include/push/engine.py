@@ -80,7 +80,8 @@ create table if not exists ops.sync_rejects (
     rejected_at timestamptz not null default now(),
     resolved_at timestamptz
 );
-create index if not exists sync_rejects_open_ix on ops.sync_rejects (flow, target, record_key) where resolved_at is null;
+create index if not exists sync_rejects_open_ix on ops.sync_rejects (flow, target, record_key) where
+    resolved_at is null;
 create table if not exists ops.sync_conflicts (
     id               bigserial primary key,
     run_id           text not null,
@@ -98,7 +99,8 @@ create table if not exists ops.sync_conflicts (
     resolved_at      timestamptz,
     resolution       text
 );
-create index if not exists sync_conflicts_open_ix on ops.sync_conflicts (flow, target, record_key) where resolved_at is null;
+create index if not exists sync_conflicts_open_ix on ops.sync_conflicts (flow, target, record_key)
+    where resolved_at is null;
 create table if not exists ops.sync_runs (
     run_id             text primary key,
     flow               text not null,
@@ -309,7 +311,8 @@ order by c.target, c.record_key
             result.sample = [
                 {"target": t, "record_key": k, "payload": p}
                 for t, k, p in conn.execute(
-                    "select target, record_key, payload from ops.sync_outbox where flow = %s and status = 'pending' "
+                    "select target, record_key, payload from ops.sync_outbox where flow = %s and "
+                    "status = 'pending' "
                     "order by id limit 20",
                     (flow.name,),
                 ).fetchall()
@@ -405,7 +408,8 @@ on conflict (flow, target, record_key) do update set
             )
             cur.execute(
                 "update ops.sync_rejects j set resolved_at = now() from ops.sync_outbox o "
-                "where o.id = any(%s) and j.flow = o.flow and j.target = o.target and j.record_key = o.record_key "
+                "where o.id = any(%s) and j.flow = o.flow and j.target = o.target and j.record_key = "
+                "o.record_key "
                 "and j.resolved_at is null",
                 (ids,),
             )
@@ -421,8 +425,10 @@ where o.id = r.id
                 (flow.max_reject_attempts, run_id, ids, [o.error for _, o in rejected]),
             )
             cur.executemany(
-                "insert into ops.sync_rejects (run_id, flow, target, record_key, outbox_id, payload, error, response, "
-                "attempt) select %s, %s, target, record_key, id, payload, %s, %s, attempts from ops.sync_outbox "
+                "insert into ops.sync_rejects (run_id, flow, target, record_key, outbox_id, payload, "
+                "error, response, "
+                "attempt) select %s, %s, target, record_key, id, payload, %s, %s, attempts from "
+                "ops.sync_outbox "
                 "where id = %s",
                 [(run_id, flow.name, o.error, Jsonb(o.response), r.outbox_id) for r, o in rejected],
             )
@@ -433,7 +439,8 @@ where o.id = r.id
                 (run_id, [r.outbox_id for r, _ in conflicts]),
             )
             cur.executemany(
-                "insert into ops.sync_conflicts (run_id, flow, target, record_key, outbox_id, payload, payload_hash, "
+                "insert into ops.sync_conflicts (run_id, flow, target, record_key, outbox_id, "
+                "payload, payload_hash, "
                 "expected_version, target_version, target_updated_by, detail) "
                 "select %s, %s, target, record_key, id, payload, payload_hash, expected_version, %s, %s, %s "
                 "from ops.sync_outbox where id = %s",
@@ -540,7 +547,8 @@ returning flow, dry_run, considered, skipped_unchanged, queued, sent, succeeded,
 
 def open_rejects(conn: psycopg.Connection, flow: Flow) -> int:
     return conn.execute(
-        "select count(distinct (target, record_key)) from ops.sync_rejects where flow = %s and resolved_at is null",
+        "select count(distinct (target, record_key)) from ops.sync_rejects where flow = %s and "
+        "resolved_at is null",
         (flow.name,),
     ).fetchone()[0]
 

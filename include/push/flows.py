@@ -32,8 +32,10 @@ _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 # Raw phone text from the call center as E.164 (+86...), the form the targets validate. Anything
 # else is passed through as typed, so the target rejects it and it lands in ops.sync_rejects.
 _E164 = """case
-    when regexp_replace({v}, '\\D', '', 'g') ~ '^1[3-9]\\d{{9}}$' then '+86' || regexp_replace({v}, '\\D', '', 'g')
-    when regexp_replace({v}, '\\D', '', 'g') ~ '^861[3-9]\\d{{9}}$' then '+' || regexp_replace({v}, '\\D', '', 'g')
+    when regexp_replace({v}, '\\D', '', 'g') ~ '^1[3-9]\\d{{9}}$' then '+86' || regexp_replace({v},
+        '\\D', '', 'g')
+    when regexp_replace({v}, '\\D', '', 'g') ~ '^861[3-9]\\d{{9}}$' then '+' || regexp_replace({v},
+        '\\D', '', 'g')
     else {v}
 end"""
 
@@ -166,7 +168,8 @@ def callcenter_contact_changes(flow: Flow) -> sql.Composable:
 with changes as (
     select distinct on (x.customer_key, c.changed_field)
            x.customer_key, c.changed_field,
-           case when c.changed_field = 'phone' then {value} else nullif(btrim(c.new_value), '') end as new_value,
+           case when c.changed_field = 'phone' then {value} else nullif(btrim(c.new_value), '') end
+               as new_value,
            c.changed_at
     from staging.stg_callcenter__contact_changes c
     join marts.customer_crosswalk x on x.source_system = 'callcenter' and x.source_record_id = c.caller_id
@@ -181,11 +184,13 @@ holders as (
     where x.source_system = 'crm'
     union all
     select 'erp_customer_master', m.customer_id, x.customer_key, m.source_updated_at
-    from marts.customer_crosswalk x join staging.stg_erp__customer_master m on m.customer_id = x.source_record_id
+    from marts.customer_crosswalk x join staging.stg_erp__customer_master m on m.customer_id =
+        x.source_record_id
     where x.source_system = 'erp'
     union all
     select 'oa_customer_archive', o.archive_id, x.customer_key, o.source_updated_at
-    from marts.customer_crosswalk x join staging.stg_oa__customer_archive o on o.archive_id = x.source_record_id
+    from marts.customer_crosswalk x join staging.stg_oa__customer_archive o on o.archive_id =
+        x.source_record_id
     where x.source_system = 'oa'
 )
 select h.target, h.record_key, h.customer_key,
@@ -299,7 +304,8 @@ def erasure(flow: Flow) -> sql.Composable:
 with erase (target, source_system, payload) as ({payloads})
 select e.target, t.source_record_id as record_key, t.customer_key,
        case when e.target = 'marketing_lead_status'
-            then e.payload || jsonb_build_object('customer_key', t.customer_key) else e.payload end as payload,
+            then e.payload || jsonb_build_object('customer_key', t.customer_key) else e.payload end
+                as payload,
        null::timestamptz as expected_version
 from ops.erasure_tombstones t
 join erase e on e.source_system = t.source_system

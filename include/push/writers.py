@@ -103,7 +103,8 @@ class HttpWriter:
             raise _Retryable(response)
         if response.status_code == 401:
             raise PermissionError(
-                f"{self.target.name} refused the token (401): check the password of connection {self.target.conn_id}"
+                f"{self.target.name} refused the token (401): check the password of connection "
+                f"{self.target.conn_id}"
             )
         if response.status_code >= 400:
             # The whole request was refused (malformed): every row is rejected with the answer.
@@ -243,7 +244,7 @@ class ErpWriter:
             if row.expected_version is not None and current[0] > row.expected_version:
                 return Outcome(
                     "conflict",
-                    error=f"changed at {current[0].isoformat()} after our read at {row.expected_version.isoformat()}",
+                    error=f"changed at {current[0].isoformat()} after our read at {row.expected_version}",
                     version=current[0].isoformat(),
                 )
             if not fields:
@@ -270,7 +271,8 @@ class ErpWriter:
                     version=(changed[0] if changed else current[0]).isoformat(),
                 )
         conn.execute(
-            "insert into erp.api_idempotency_keys (idem_key, record_key, status, version) values (%s, %s, %s, %s)",
+            "insert into erp.api_idempotency_keys (idem_key, record_key, status, version) values "
+            "(%s, %s, %s, %s)",
             (row.idempotency_key, outcome.target_record_id, outcome.status, outcome.version),
         )
         return outcome

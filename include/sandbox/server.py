@@ -345,7 +345,7 @@ def create_app(
     @app.get(
         "/_admin/idempotency",
         tags=["ops"],
-        summary="Idempotency keys applied by bulk writes: keys, times presented, keys presented twice or more",
+        summary="Idempotency keys applied by bulk writes: keys, times presented, keys seen twice+",
         dependencies=[guard("admin")],
     )
     def get_idempotency(target: str | None = None) -> dict[str, int]:

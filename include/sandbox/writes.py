@@ -293,7 +293,7 @@ def _write_one(
         return WriteResult(
             key=record.key,
             status="conflict",
-            error=f"changed at {current[spec.updated_at]} after the caller's read at {record.expected_version}",
+            error=f"changed at {current[spec.updated_at]} after the read at {record.expected_version}",
             version=_iso(current[spec.updated_at]),
             updated_by=current.get(spec.updated_by) if spec.updated_by else None,
         )
@@ -386,7 +386,8 @@ def idempotency_counts(conn: sqlite3.Connection, target: str | None = None) -> d
     """Keys applied, how often they were presented in total, and how many came more than once."""
     where, args = ("where target = ?", [target]) if target else ("", [])
     keys, hits, repeated = conn.execute(
-        f"select count(*), coalesce(sum(hits), 0), count(*) filter (where hits > 1) from api_idempotency_keys {where}",
+        "select count(*), coalesce(sum(hits), 0), count(*) filter (where hits > 1) from "
+        f"api_idempotency_keys {where}",
         args,
     ).fetchone()
     return {"keys": keys, "hits": hits, "repeated": repeated}

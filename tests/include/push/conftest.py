@@ -82,7 +82,8 @@ def warehouse(pg_server: PgUrl, world: World) -> Iterator[Warehouse]:
         for i, account in enumerate(accounts):
             key = customer_key(i)
             conn.execute(
-                "insert into marts.dim_customer (customer_key, customer_type, customer_name, mobile_e164, email, "
+                "insert into marts.dim_customer (customer_key, customer_type, customer_name, "
+                "mobile_e164, email, "
                 "source_systems) values (%s, 'company', %s, %s, %s, 'crm,erp')",
                 (key, account["account_name"], f"+86139{i:08d}", f"golden.{i}@example.com"),
             )

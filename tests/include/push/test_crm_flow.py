@@ -152,7 +152,8 @@ def test_row_rejects_land_in_rejects_and_are_retried(warehouse, api, world):
     assert (first["sent"], first["succeeded"], first["rejected"]) == (2, 1, 1)
     with warehouse.connect() as conn:
         reject = conn.execute(
-            "select record_key, error, response ->> 'status', attempt from ops.sync_rejects where resolved_at is null"
+            "select record_key, error, response ->> 'status', attempt from ops.sync_rejects where "
+            "resolved_at is null"
         ).fetchall()
     assert reject == [
         (

@@ -47,7 +47,11 @@ def erp(world: World, sql: str, args: tuple = ()) -> list[tuple]:
 @pytest.fixture(scope="module")
 def holders(warehouse: Warehouse, world: World) -> dict[str, str]:
     """Customer 9 is also held by the ERP, OA, the call center and marketing."""
-    erp_no, erp_version = erp(world, "select cust_no, modified_time from erp.customer_master where created_time < now() - interval '1 day' order by 1 limit 1")[0]
+    erp_no, erp_version = erp(
+        world,
+        "select cust_no, modified_time from erp.customer_master where created_time < now() - "
+        "interval '1 day' order by 1 limit 1",
+    )[0]
     archive = app_rows(world.data_dir, "oa_customer_archive")[0]
     ids = {
         "erp": erp_no,
@@ -57,27 +61,40 @@ def holders(warehouse: Warehouse, world: World) -> dict[str, str]:
     }
     with warehouse.connect() as conn:
         for system, record_id in ids.items():
-            conn.execute("insert into marts.customer_crosswalk values (%s, %s, %s)", (system, record_id, customer_key(9)))
+            conn.execute(
+                "insert into marts.customer_crosswalk values (%s, %s, %s)",
+                (system, record_id, customer_key(9)),
+            )
         # Our last read of them: their current versions.
         conn.execute("insert into staging.stg_erp__customer_master values (%s, %s)", (erp_no, erp_version))
-        conn.execute("insert into staging.stg_oa__customer_archive values (%s, %s)", (ids["oa"], archive["updated_at"]))
+        conn.execute(
+            "insert into staging.stg_oa__customer_archive values (%s, %s)", (ids["oa"], archive["updated_at"])
+        )
     return ids
 
 
 def test_new_important_crm_customer_gets_one_erp_record_and_one_oa_request(warehouse, api, world):
     account = warehouse.accounts[8]
     with warehouse.connect() as conn:
-        conn.execute("update marts.dim_customer set source_systems = 'crm' where customer_key = %s", (customer_key(8),))
+        conn.execute(
+            "update marts.dim_customer set source_systems = 'crm' where customer_key = %s", (customer_key(8),)
+        )
         conn.cursor().executemany(
             "insert into staging.stg_crm__opportunities values (%s, %s, %s)",
-            [(account["id"], "proposal", 400000), (account["id"], "negotiation", 200000),
-             (account["id"], "closed_lost", 9000000), (warehouse.accounts[11]["id"], "proposal", 100)],
+            [
+                (account["id"], "proposal", 400000),
+                (account["id"], "negotiation", 200000),
+                (account["id"], "closed_lost", 9000000),
+                (warehouse.accounts[11]["id"], "proposal", 100),
+            ],
         )
     erp_before = erp(world, "select count(*) from erp.customer_master")[0][0]
     created = run(warehouse, api, world, "erp_new_customers")
     assert (created["sent"], created["succeeded"]) == (1, 1)
     assert erp(world, "select count(*) from erp.customer_master")[0][0] == erp_before + 1
-    row = erp(world, "select cust_name, cust_type, contact_tel from erp.customer_master where cust_no like 'C360%'")
+    row = erp(
+        world, "select cust_name, cust_type, contact_tel from erp.customer_master where cust_no like 'C360%'"
+    )
     assert row == [(account["account_name"], "企业", "+8613900000008")]
 
     warehouse.set_golden(customer_key(8), email="changed.8@example.com")
@@ -88,7 +105,9 @@ def test_new_important_crm_customer_gets_one_erp_record_and_one_oa_request(wareh
     oa = run(warehouse, api, world, "oa_contract_approval_requests")
     assert (oa["sent"], oa["succeeded"]) == (1, 1)
     approval = apps(
-        world, "select contract_amount, status from oa_contract_approvals where contract_no = ?", (f"C360-{customer_key(8)}",)
+        world,
+        "select contract_amount, status from oa_contract_approvals where contract_no = ?",
+        (f"C360-{customer_key(8)}",),
     )
     assert approval == [(600000.0, "pending")]
 
@@ -113,15 +132,24 @@ def test_call_center_phone_change_reaches_erp_and_oa(warehouse, api, world, hold
 def test_lead_screening_marks_existing_new_and_suppressed(warehouse, api, world, holders):
     with warehouse.connect() as conn:
         conn.execute("insert into marts.customer_crosswalk values ('marketing', 'lead-new', 'CNEW')")
-        conn.execute("insert into marts.dim_customer (customer_key, source_systems) values ('CNEW', 'marketing')")
+        conn.execute(
+            "insert into marts.dim_customer (customer_key, source_systems) values ('CNEW', 'marketing')"
+        )
         conn.execute(
             "insert into staging.stg_marketing__leads values ('lead-0009', null, null, null), "
             "('lead-new', '+8613700000001', null, null), ('lead-optout', null, null, 'gone@example.com')"
         )
-        conn.execute("insert into ops.contact_suppressions (contact, reason) values ('gone@example.com', 'unsubscribed')")
+        conn.execute(
+            "insert into ops.contact_suppressions (contact, reason) values ('gone@example.com', "
+            "'unsubscribed')"
+        )
     result = run(warehouse, api, world, "marketing_lead_screening")
     assert (result["sent"], result["succeeded"]) == (3, 3)
-    rows = apps(world, "select lead_id, status, customer_key, suppressed, suppression_reason from mkt_lead_status order by 1")
+    rows = apps(
+        world,
+        "select lead_id, status, customer_key, suppressed, suppression_reason from mkt_lead_status "
+        "order by 1",
+    )
     assert rows == [
         ("lead-0009", "existing_customer", customer_key(9), 0, None),
         ("lead-new", "new", None, 0, None),
@@ -134,7 +162,8 @@ def test_erasure_reaches_every_system_and_keeps_the_key(warehouse, api, world, h
     with warehouse.connect() as conn:
         counts = request_erasure(conn, customer_key(9), "PIPL deletion request")
         golden = conn.execute(
-            "select customer_key, customer_name, mobile_e164, email from marts.dim_customer where customer_key = %s",
+            "select customer_key, customer_name, mobile_e164, email from marts.dim_customer where "
+            "customer_key = %s",
             (customer_key(9),),
         ).fetchone()
     assert counts["marts.dim_customer"] == 1
@@ -142,23 +171,42 @@ def test_erasure_reaches_every_system_and_keeps_the_key(warehouse, api, world, h
 
     result = run(warehouse, api, world, "erasure")
     assert (result["sent"], result["succeeded"]) == (5, 5), result
-    assert apps(world, "select account_name, phone, email, address from crm_accounts where id = ?", (account["id"],)) == [
-        (ERASED_NAME, None, None, None)
-    ]
+    assert apps(
+        world, "select account_name, phone, email, address from crm_accounts where id = ?", (account["id"],)
+    ) == [(ERASED_NAME, None, None, None)]
     assert erp(
-        world, "select cust_name, contact_tel, contact_email, contact_person from erp.customer_master where cust_no = %s",
+        world,
+        "select cust_name, contact_tel, contact_email, contact_person from erp.customer_master where "
+        "cust_no = %s",
         (holders["erp"],),
     ) == [(ERASED_NAME, None, None, None)]
     assert apps(
-        world, "select customer_name, contact_phone, legal_rep from oa_customer_archive where archive_id = ?", (holders["oa"],)
+        world,
+        "select customer_name, contact_phone, legal_rep from oa_customer_archive where archive_id = ?",
+        (holders["oa"],),
     ) == [(ERASED_NAME, None, None)]
     assert apps(
-        world, "select name, phone, email from callcenter_callers where caller_id = ?", (holders["callcenter"],)
+        world,
+        "select name, phone, email from callcenter_callers where caller_id = ?",
+        (holders["callcenter"],),
     ) == [(ERASED_NAME, None, None)]
-    assert apps(world, "select suppressed, suppression_reason from mkt_lead_status where lead_id = 'lead-0009'") == [
-        (1, "erasure")
-    ]
+    assert apps(
+        world, "select suppressed, suppression_reason from mkt_lead_status where lead_id = 'lead-0009'"
+    ) == [(1, "erasure")]
     # Other flows leave the erased customer alone.
     with warehouse.connect() as conn, writers(api, world) as found:
         crm = run_flow(conn, load_targets().flow("crm_golden_contacts"), found, dry_run=True)
     assert crm["considered"] == 59
+
+
+def test_every_flow_is_a_dbt_exposure_of_type_application():
+    import yaml
+
+    from include.config import DBT_PROJECT_DIR
+
+    path = DBT_PROJECT_DIR / "models" / "marts" / "_marts__exposures.yml"
+    exposures = {e["name"]: e for e in yaml.safe_load(path.read_text(encoding="utf-8"))["exposures"]}
+    for flow in load_targets().flows:
+        exposure = exposures[f"sync_{flow.name}"]
+        assert exposure["type"] == "application"
+        assert exposure["config"]["meta"]["targets"] == flow.targets

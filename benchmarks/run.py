@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import dag_parse, incremental, landing, memory
+from benchmarks import dag_parse, incremental, landing, memory, sync_back
 from benchmarks.common import Result, Workspace, say, server_from_env
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result]] = {
     "incremental": lambda ws, args: incremental.run(ws, args.records),
     "memory": lambda ws, args: memory.run(ws, args.records),
     "dag_parse": lambda ws, args: dag_parse.run(ws, args.dag_parse_runs),
+    "push_diff": lambda ws, args: sync_back.diff(ws, args.records),
+    "push_throughput": lambda ws, args: sync_back.throughput(ws),
 }
 
 
@@ -77,7 +79,7 @@ def table(results: list[Result], failures: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--records", type=int, default=1_000_000, help="N for landing, incremental and memory (1000000)"
+        "--records", type=int, default=1_000_000, help="N for landing, incremental, memory and push_diff (1000000)"
     )
     parser.add_argument(
         "--only", type=_names, default=list(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}"

@@ -62,8 +62,7 @@ select 'crm_accounts' as target,
            'phone', coalesce(d.mobile_e164, d.phone_e164),
            'email', d.email,
            'c360_customer_key', d.customer_key,
-           'c360_tags', (select coalesce(jsonb_agg(t order by t), '[]'::jsonb)
-                         from unnest(array[{tags}]::text[]) t where t is not null)
+           'c360_tags', to_jsonb(array_remove(array[{tags}]::text[], null))
        ) as payload,
        a.source_updated_at as expected_version
 from marts.customer_crosswalk x

@@ -316,13 +316,13 @@ def _write_ext(
     ext = {k: v for k, v in fields.items() if k in spec.ext_fields}
     if not spec.ext_table or not ext:
         return
+    names = sorted(ext)
     conn.execute(
-        f"insert into {spec.ext_table} (account_id, updated_at) values (?, ?) "
-        "on conflict (account_id) do update set updated_at = excluded.updated_at",
-        (key, stamp),
+        f"insert into {spec.ext_table} (account_id, updated_at, {', '.join(names)}) "
+        f"values (?, ?{', ?' * len(names)}) on conflict (account_id) do update set "
+        + ", ".join(f"{n} = excluded.{n}" for n in ["updated_at", *names]),
+        (key, stamp, *(ext[n] for n in names)),
     )
-    for name, value in ext.items():
-        conn.execute(f"update {spec.ext_table} set {name} = ? where account_id = ?", (value, key))
 
 
 def apply_bulk(

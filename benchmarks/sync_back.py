@@ -8,7 +8,7 @@ the planner's query over N, the hash of every payload and the comparison with th
 hashes, and queueing the changed 1%. Finally, those are acknowledged too and an unchanged rerun is
 planned: it must queue (and so send) nothing.
 
-``push_throughput``: the real sandbox server (uvicorn on loopback, in a thread of this process) with
+``push_throughput``: the real sandbox server (its own process, on loopback) with
 the generated CRM accounts; every account's golden email changes, and ``send_flow`` pushes them in
 batches of 1,000 through the bulk-write API with idempotency keys, recording every outcome in the
 outbox and sync state. Timed: the send, end to end. Repeated ``rounds`` times with new emails so
@@ -18,14 +18,15 @@ the figure covers more records than the sandbox has accounts.
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
 import httpx
 import psycopg
-import uvicorn
 
 from benchmarks.common import Result, Workspace, say
 from include.push import engine
@@ -60,7 +61,9 @@ on conflict (flow, target, record_key) do update set acked_hash = excluded.acked
 """,
         (flow_name,),
     )
-    conn.execute("update ops.sync_outbox set status = 'acked' where flow = %s and status = 'pending'", (flow_name,))
+    conn.execute(
+        "update ops.sync_outbox set status = 'acked' where flow = %s and status = 'pending'", (flow_name,)
+    )
     conn.commit()
 
 
@@ -135,25 +138,36 @@ from generate_series(1, %s) i
 
 @contextlib.contextmanager
 def _serve_sandbox(ws: Workspace) -> Iterator[str]:
-    from include.sandbox import stores
-    from include.sandbox.faults import FaultConfig
-    from include.sandbox.server import create_app
-
-    ws.erp_url()  # generates the sandbox
-    app = create_app(token=TOKEN, db_path=stores.apps_db_path(), faults=FaultConfig(), redis_url="")
+    """The sandbox server as its own process (as a target system is), on a free loopback port."""
+    ws.erp_url()  # generates the sandbox into the workspace's data folder
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
+    env = dict(os.environ, C360_SANDBOX_TOKEN=TOKEN, C360_SANDBOX_FAULTS="", C360_SANDBOX_WRITE_FAULTS="")
+    env.pop("C360_SANDBOX_REDIS_URL", None)
+    env.pop("C360_SANDBOX_RATE_LIMIT", None)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "include.sandbox", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base_url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("the sandbox server did not start within 30 s")
+            time.sleep(0.1)
+        yield base_url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def throughput(ws: Workspace, rounds: int = 3) -> Result:
@@ -173,7 +187,8 @@ def throughput(ws: Workspace, rounds: int = 3) -> Result:
                 [(a["id"], f"C{i:07d}") for i, a in enumerate(accounts)],
             )
             cur.executemany(
-                "insert into staging.stg_crm__accounts values (%s, %s)", [(a["id"], a["updated_at"]) for a in accounts]
+                "insert into staging.stg_crm__accounts values (%s, %s)",
+                [(a["id"], a["updated_at"]) for a in accounts],
             )
         conn.commit()
         engine.ensure_ops(conn)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -466,29 +467,40 @@ def send_flow(
     rows = _pending(conn, flow, target, max_records)
     statuses: Counter[str] = Counter()
     mode = flow.mode_for(target)
-    for start in range(0, len(rows), flow.batch_size):
-        batch = rows[start : start + flow.batch_size]
-        try:
-            outcomes = writer.write(batch, mode)
-        except TargetUnavailable as exc:
-            # Nothing in this batch is known to be applied: it stays queued with the same keys.
-            conn.execute(
-                "update ops.sync_outbox set attempts = attempts + 1, last_error = %s, last_run_id = %s, "
-                "updated_at = now() where id = any(%s) and status = 'pending'",
-                (str(exc)[:2000], run_id, [r.outbox_id for r in batch]),
-            )
-            conn.commit()
-            result.unavailable = len(rows) - start
-            result.error = str(exc)
-            break
-        _record(conn, flow, run_id, batch, outcomes)
-        result.sent += len(batch)
-        for outcome in outcomes:
-            statuses[outcome.status] += 1
-            result.replayed += outcome.replayed
-        result.succeeded = sum(statuses[s] for s in APPLIED)
-        result.conflicts = statuses["conflict"]
-        result.rejected = result.sent - result.succeeded - result.conflicts
+    # Recording a batch's outcomes overlaps with sending the next batch (the target and the
+    # warehouse work at the same time); while a recording runs, only its thread uses ``conn``.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-record") as recorder:
+        recording: Future | None = None
+        for start in range(0, len(rows), flow.batch_size):
+            batch = rows[start : start + flow.batch_size]
+            try:
+                outcomes = writer.write(batch, mode)
+            except TargetUnavailable as exc:
+                if recording:
+                    recording.result()
+                    recording = None
+                # Nothing in this batch is known to be applied: it stays queued with the same keys.
+                conn.execute(
+                    "update ops.sync_outbox set attempts = attempts + 1, last_error = %s, last_run_id = %s, "
+                    "updated_at = now() where id = any(%s) and status = 'pending'",
+                    (str(exc)[:2000], run_id, [r.outbox_id for r in batch]),
+                )
+                conn.commit()
+                result.unavailable = len(rows) - start
+                result.error = str(exc)
+                break
+            if recording:
+                recording.result()
+            recording = recorder.submit(_record, conn, flow, run_id, batch, outcomes)
+            result.sent += len(batch)
+            for outcome in outcomes:
+                statuses[outcome.status] += 1
+                result.replayed += outcome.replayed
+            result.succeeded = sum(statuses[s] for s in APPLIED)
+            result.conflicts = statuses["conflict"]
+            result.rejected = result.sent - result.succeeded - result.conflicts
+        if recording:
+            recording.result()
     result.statuses = dict(statuses)
     conn.execute(
         """

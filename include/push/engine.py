@@ -198,16 +198,21 @@ def _stage_plan(conn: psycopg.Connection, flow: Flow) -> int:
         sql.SQL(
             """
 create temp table _plan on commit drop as
-select distinct on (target, record_key) target, record_key, customer_key, payload,
-       md5(payload::text) as payload_hash, expected_version
+select target, record_key, customer_key, payload, md5(payload::text) as payload_hash, expected_version
 from (select p.target, p.record_key, p.customer_key, {payload} as payload, p.expected_version
       from ({planner}) p) q
 where record_key is not null
-order by target, record_key, md5(payload::text)
 """
         ).format(payload=payload, planner=planner)
     )
-    conn.execute("create index on _plan (target, record_key)")
+    try:
+        with conn.transaction():
+            conn.execute("create unique index on _plan (target, record_key)")
+    except psycopg.errors.UniqueViolation as exc:
+        raise ValueError(
+            f"planner {flow.planner} of flow {flow.name} gave one target record two payloads; "
+            f"it must return one row per (target, record_key): {exc.diag.message_detail}"
+        ) from None
     conn.execute("analyze _plan")
     unknown = conn.execute(
         "select distinct target from _plan where not (target = any(%s))", (flow.targets,)
@@ -227,6 +232,9 @@ def plan_flow(conn: psycopg.Connection, flow: Flow, run_id: str, *, dry_run: boo
         "create_only": [t for t in flow.targets if flow.mode_for(t) == "create_only"],
     }
     try:
+        # Hash joins and the plan's index over a million records fit in memory instead of spilling.
+        conn.execute("set local work_mem = '256MB'")
+        conn.execute("set local maintenance_work_mem = '256MB'")
         result.considered = _stage_plan(conn, flow)
         # Conflict checks compare with our last read of the record, or with the version our own
         # last acknowledged write produced when that is newer (we have not re-extracted it yet).
@@ -557,6 +565,18 @@ returning flow, dry_run, considered, skipped_unchanged, queued, sent, succeeded,
     return {"run_id": run_id, **dict(zip(keys, row, strict=True))}
 
 
+def fail_run(conn: psycopg.Connection, run_id: str, error: BaseException) -> None:
+    """Close a run that stopped on an error, so ``ops.sync_runs`` never shows it running forever."""
+    conn.rollback()
+    conn.execute(
+        "update ops.sync_runs set finished_at = now(), status = 'failed', "
+        "duration_seconds = extract(epoch from now() - started_at), "
+        "detail = coalesce(detail, '{}'::jsonb) || jsonb_build_object('error', %s::text) where run_id = %s",
+        (f"{type(error).__name__}: {error}"[:2000], run_id),
+    )
+    conn.commit()
+
+
 def open_rejects(conn: psycopg.Connection, flow: Flow) -> int:
     return conn.execute(
         "select count(distinct (target, record_key)) from ops.sync_rejects where flow = %s and "
@@ -578,9 +598,13 @@ def run_flow(
     run_id = new_run_id(flow)
     started = time.monotonic()
     start_run(conn, run_id, flow, dry_run)
-    plan_flow(conn, flow, run_id, dry_run=dry_run)
-    for target in flow.targets:
-        send_flow(conn, flow, target, writers[target], run_id, dry_run=dry_run, max_records=max_records)
+    try:
+        plan_flow(conn, flow, run_id, dry_run=dry_run)
+        for target in flow.targets:
+            send_flow(conn, flow, target, writers[target], run_id, dry_run=dry_run, max_records=max_records)
+    except Exception as exc:
+        fail_run(conn, run_id, exc)
+        raise
     summary = finish_run(conn, run_id)
     summary["elapsed_seconds"] = round(time.monotonic() - started, 3)
     return summary

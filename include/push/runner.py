@@ -41,7 +41,11 @@ def plan_task(flow_name: str, dry_run: bool) -> dict[str, Any]:
         engine.ensure_ops(conn)
         run_id = engine.new_run_id(flow)
         engine.start_run(conn, run_id, flow, dry_run)
-        plan = engine.plan_flow(conn, flow, run_id, dry_run=dry_run)
+        try:
+            plan = engine.plan_flow(conn, flow, run_id, dry_run=dry_run)
+        except Exception as exc:
+            engine.fail_run(conn, run_id, exc)
+            raise
     return {
         "run_id": run_id,
         "dry_run": dry_run,

@@ -231,3 +231,26 @@ def test_concurrent_edit_in_the_crm_becomes_a_conflict(warehouse, api, world):
     assert (after["queued"], after["succeeded"]) == (1, 1)
     with warehouse.connect() as conn:
         assert conn.execute("select resolution from ops.sync_conflicts").fetchone()[0] == "target re-read"
+
+
+def test_a_planner_giving_one_record_two_payloads_is_a_clear_error(warehouse, api):
+    account = warehouse.accounts[55]
+    with warehouse.connect() as conn:
+        conn.execute(
+            "insert into marts.customer_crosswalk values ('crm', %s, %s)", (account["id"], customer_key(56))
+        )
+    try:
+        with pytest.raises(ValueError, match="two payloads"):
+            run(warehouse, api)
+    finally:
+        with warehouse.connect() as conn:
+            conn.execute(
+                "delete from marts.customer_crosswalk where source_record_id = %s and customer_key = %s",
+                (account["id"], customer_key(56)),
+            )
+    with warehouse.connect() as conn:
+        failed = conn.execute(
+            "select status, detail ->> 'error' from ops.sync_runs order by started_at desc limit 1"
+        ).fetchone()
+    assert failed[0] == "failed" and "two payloads" in failed[1]
+    assert run(warehouse, api)["status"] == "success"

@@ -129,6 +129,34 @@ def test_call_center_phone_change_reaches_erp_and_oa(warehouse, api, world, hold
     assert run(warehouse, api, world, "callcenter_contact_changes")["sent"] == 0
 
 
+def test_erp_edit_after_our_write_becomes_a_conflict(warehouse, api, world, holders):
+    with psycopg.connect(world.erp.url) as conn:  # finance edits the customer after our push
+        conn.execute(
+            "update erp.customer_master set contact_tel = '+8613500000000', modified_time = now() "
+            "where cust_no = %s",
+            (holders["erp"],),
+        )
+    with warehouse.connect() as conn:
+        conn.execute(
+            "insert into staging.stg_callcenter__contact_changes "
+            "values ('CHG2', %s, 'phone', '13922223333', now())",
+            (holders["callcenter"],),
+        )
+    result = run(warehouse, api, world, "callcenter_contact_changes")
+    assert (result["sent"], result["succeeded"], result["conflicts"]) == (2, 1, 1)
+    assert erp(
+        world, "select contact_tel from erp.customer_master where cust_no = %s", (holders["erp"],)
+    ) == [("+8613500000000",)]
+    oa = apps(world, "select contact_phone from oa_customer_archive where archive_id = ?", (holders["oa"],))
+    assert oa == [("+8613922223333",)]
+    with warehouse.connect() as conn:
+        conflict = conn.execute(
+            "select target, record_key, payload ->> 'contact_tel' from ops.sync_conflicts "
+            "where resolved_at is null"
+        ).fetchall()
+    assert conflict == [("erp_customer_master", holders["erp"], "+8613922223333")]
+
+
 def test_lead_screening_marks_existing_new_and_suppressed(warehouse, api, world, holders):
     with warehouse.connect() as conn:
         conn.execute("insert into marts.customer_crosswalk values ('marketing', 'lead-new', 'CNEW')")

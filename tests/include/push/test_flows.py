@@ -238,3 +238,18 @@ def test_every_flow_is_a_dbt_exposure_of_type_application():
         exposure = exposures[f"sync_{flow.name}"]
         assert exposure["type"] == "application"
         assert exposure["config"]["meta"]["targets"] == flow.targets
+
+
+def test_operator_commands(warehouse, monkeypatch, capsys):
+    from include.push.__main__ import main
+
+    monkeypatch.setenv("C360_WAREHOUSE_URL", warehouse.url.url)
+    assert main(["suppress", "Someone@Example.com", "--reason", "no_consent"]) == 0
+    assert main(["erase", "CNOBODY", "--reason", "typo"]) == 2
+    assert "no customer 'CNOBODY'" in capsys.readouterr().err
+    assert main(["runs", "--flow", "erasure", "--limit", "1"]) == 0
+    assert " erasure  success " in capsys.readouterr().out
+    with warehouse.connect() as conn:
+        assert conn.execute(
+            "select reason from ops.contact_suppressions where contact = 'someone@example.com'"
+        ).fetchall() == [("no_consent",)]

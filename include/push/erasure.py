@@ -46,7 +46,6 @@ PERSONAL_FIELDS: dict[str, list[tuple[str, str | None, list[str]]]] = {
     ],
     "marketing": [("raw_marketing.leads", None, ["lead_name", "mobile", "email"])],
 }
-NAME_FIELDS = {"account_name", "cust_name", "customer_name", "name", "lead_name", "full_name"}
 GOLDEN_PERSONAL = ["id_card_no", "mobile_e164", "phone_e164", "email", "address"]
 
 
@@ -83,7 +82,9 @@ def request_erasure(conn: psycopg.Connection, customer_key: str, reason: str) ->
         for relation, pointer, fields in PERSONAL_FIELDS.get(system, []):
             if not _exists(conn, relation):
                 continue
-            blank = {f: (ERASED_NAME if f in NAME_FIELDS else None) for f in fields}
+            # Nulls, names too: a shared placeholder name would let identity resolution link the
+            # anonymised records of different erased people.
+            blank = dict.fromkeys(fields)
             schema, table = relation.split(".")
             match = (
                 sql.SQL("_record_id = any(%s)")

@@ -44,6 +44,14 @@ def _not_erased(alias: str) -> str:
     return f"not exists (select 1 from ops.erasure_requests e where e.customer_key = {alias}.customer_key)"
 
 
+def _not_tombstoned(system: str, record_id: str) -> str:
+    """The source record did not belong to an erased customer (its key may have changed since)."""
+    return (
+        "not exists (select 1 from ops.erasure_tombstones t "
+        f"where t.source_system = '{system}' and t.source_record_id = {record_id})"
+    )
+
+
 def crm_golden_contacts(flow: Flow) -> sql.Composable:
     """Golden phone (mobile first) and email, the customer_key and tags, per CRM account."""
     columns = flow.options.get("tag_columns", ["customer_type", "source_systems"])
@@ -68,15 +76,19 @@ select 'crm_accounts' as target,
 from marts.customer_crosswalk x
 join marts.dim_customer d on d.customer_key = x.customer_key
 join staging.stg_crm__accounts a on a.account_id = x.source_record_id
-where x.source_system = 'crm' and {not_erased}
+where x.source_system = 'crm' and {not_erased} and {not_tombstoned}
 """
-    ).format(tags=tags if columns else sql.SQL(""), not_erased=sql.SQL(_not_erased("d")))
+    ).format(
+        tags=tags if columns else sql.SQL(""),
+        not_erased=sql.SQL(_not_erased("d")),
+        not_tombstoned=sql.SQL(_not_tombstoned("crm", "x.source_record_id")),
+    )
 
 
 _IMPORTANT_NEW = """
 with crm_customers as (
     select x.customer_key, x.source_record_id as account_id
-    from marts.customer_crosswalk x where x.source_system = 'crm'
+    from marts.customer_crosswalk x where x.source_system = 'crm' and {not_tombstoned}
 ),
 pipeline as (
     select c.customer_key, sum(o.amount) as open_amount
@@ -102,7 +114,9 @@ def _important(flow: Flow) -> sql.Composable:
     if not isinstance(amount, int | float) or amount < 0:
         raise ValueError(f"flow {flow.name}: min_opportunity_amount must be a non-negative number")
     return sql.SQL(_IMPORTANT_NEW).format(
-        min_amount=sql.Literal(amount), not_erased=sql.SQL(_not_erased("d"))
+        min_amount=sql.Literal(amount),
+        not_erased=sql.SQL(_not_erased("d")),
+        not_tombstoned=sql.SQL(_not_tombstoned("crm", "x.source_record_id")),
     )
 
 
@@ -199,6 +213,8 @@ from holders h
 join changes c on c.customer_key = h.customer_key
 join field_map m on m.target = h.target and m.changed_field = c.changed_field
 where (h.version is null or c.changed_at > h.version) and {not_erased}
+  and not exists (select 1 from ops.erasure_tombstones t
+                  where t.source_system = split_part(h.target, '_', 1) and t.source_record_id = h.record_key)
 group by h.target, h.record_key, h.customer_key, h.version
 """
     ).format(value=value, mapping=mapping, not_erased=sql.SQL(_not_erased("h")))
@@ -219,6 +235,8 @@ screened as (
            coalesce(l.source_systems, 'marketing') <> 'marketing' as existing,
            case
                when exists (select 1 from ops.erasure_requests e where e.customer_key = l.customer_key)
+                    or exists (select 1 from ops.erasure_tombstones t
+                               where t.source_system = 'marketing' and t.source_record_id = l.lead_id)
                    then 'erasure'
                else (select s.reason from ops.contact_suppressions s
                      where s.contact in (l.mobile_e164, l.phone_e164, l.email)

@@ -9,6 +9,7 @@ import sqlite3
 import httpx
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from include.push.engine import run_flow
 from include.push.erasure import request_erasure
@@ -187,14 +188,35 @@ def test_lead_screening_marks_existing_new_and_suppressed(warehouse, api, world,
 
 def test_erasure_reaches_every_system_and_keeps_the_key(warehouse, api, world, holders):
     account = warehouse.accounts[9]
+    other = warehouse.accounts[10]
     with warehouse.connect() as conn:
+        conn.execute("create schema raw_crm")
+        conn.execute("create table raw_crm.accounts (_record_id text, payload jsonb)")
+        conn.execute(
+            "insert into raw_crm.accounts values (%s, %s), (%s, %s), (%s, %s)",
+            [
+                account["id"],
+                Jsonb(account),
+                account["id"],
+                Jsonb(account | {"phone": "13800000009"}),
+                other["id"],
+                Jsonb(other),
+            ],
+        )
         counts = request_erasure(conn, customer_key(9), "PIPL deletion request")
+        raw = conn.execute(
+            "select _record_id, payload ->> 'account_name', payload ->> 'phone', payload ->> 'industry' "
+            "from raw_crm.accounts order by 1, 3"
+        ).fetchall()
         golden = conn.execute(
             "select customer_key, customer_name, mobile_e164, email from marts.dim_customer where "
             "customer_key = %s",
             (customer_key(9),),
         ).fetchone()
     assert counts["marts.dim_customer"] == 1
+    assert counts["raw_crm.accounts"] == 2  # every stored version of the record
+    erased = [(account["id"], None, None, account["industry"])] * 2
+    assert raw == sorted([*erased, (other["id"], other["account_name"], other["phone"], other["industry"])])
     assert golden == (customer_key(9), ERASED_NAME, None, None)
 
     result = run(warehouse, api, world, "erasure")

@@ -184,6 +184,16 @@ def test_identity_merges_are_right_against_ground_truth(demo_runs):
         crosswalk = conn.execute(
             "select source_system, source_record_id, customer_key from marts.customer_crosswalk"
         ).fetchall()
+        # An ERP customer our erp_new_customers flow created is the true customer of the CRM
+        # account(s) it was created for.
+        created_for = conn.execute(
+            "select distinct on (s.target_record_id) s.target_record_id, o.record_key "
+            "from ops.sync_state s join ops.sync_outbox o "
+            "on o.flow = 'crm_golden_contacts' and o.customer_key = s.record_key "
+            "where s.flow = 'erp_new_customers' order by s.target_record_id, o.id"
+        ).fetchall()
+    for erp_id, crm_account in created_for:
+        truth[("erp", erp_id)] = truth[("crm", crm_account)]
     clusters = defaultdict(list)
     for system, record_id, key in crosswalk:
         clusters[key].append(truth[(system, record_id)])

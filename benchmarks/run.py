@@ -79,7 +79,10 @@ def table(results: list[Result], failures: dict[str, str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument(
-        "--records", type=int, default=1_000_000, help="N for landing, incremental, memory and push_diff (1000000)"
+        "--records",
+        type=int,
+        default=1_000_000,
+        help="N for landing, incremental, memory and push_diff (1000000)",
     )
     parser.add_argument(
         "--only", type=_names, default=list(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}"

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import dag_parse, identity, incremental, landing, marts, memory, monitoring
+from benchmarks import dag_parse, identity, incremental, landing, marts, memory, monitoring, sync_back
 from benchmarks.common import Result, Workspace, say, server_from_env
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, Callable[[Workspace, argparse.Namespace], Result | list[Re
     ),
     "monitoring": lambda ws, args: monitoring.run(ws, args.monitoring_days),
     "marts": lambda ws, args: marts.run(ws, args.customers, args.orders_per_customer, args.lookups),
+    "push_diff": lambda ws, args: sync_back.diff(ws, args.records),
+    "push_throughput": lambda ws, args: sync_back.throughput(ws),
 }
 
 
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "--records",
         type=int,
         default=1_000_000,
-        help="N for landing, incremental, memory and identity (source customer records) (1000000)",
+        help="N for landing, incremental, memory, identity (source customer records) and push_diff (1000000)",
     )
     parser.add_argument(
         "--only", type=_names, default=list(BENCHMARKS), help=f"comma-separated subset of {list(BENCHMARKS)}"

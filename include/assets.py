@@ -24,3 +24,7 @@ CUSTOMER_ALERTS = Asset(
     name="marts.customer_alerts", uri="c360://warehouse/marts/customer_alerts", group="marts"
 )
 CUSTOMER_360 = Asset(name="marts.customer_360", uri="c360://warehouse/marts/customer_360", group="marts")
+#: Mart Assets by name, for registries that name their triggers (the target registry).
+MART_ASSETS = {
+    asset.name: asset for asset in (DIM_CUSTOMER, CUSTOMER_CROSSWALK, CUSTOMER_360, CUSTOMER_ALERTS)
+}

@@ -46,7 +46,7 @@ DEMO_SEED = 42
 PIPELINE_DAGS = [
     *(f"extract_{s.name}" for s in load_sources()),
     "dbt_customer_360",
-    "push_crm",
+    "push_flows",
     "monitor_freshness",
 ]
 
@@ -174,6 +174,20 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             )
         elif source.kind == "database":
             env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = _pg_conn(erp)
+    from include.push.targets import load_targets
+
+    for target in load_targets().targets:  # push targets the sources do not cover (marketing's API)
+        key = f"AIRFLOW_CONN_{target.conn_id.upper()}"
+        if target.kind == "http" and key not in env:
+            env[key] = json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": sandbox_port(),
+                    "schema": "http",
+                    "password": token,
+                }
+            )
     return env
 
 
@@ -207,6 +221,13 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
             for s in load_sources()
             if s.pool
         }
+        from include.push.targets import load_targets
+
+        for target in load_targets().targets:
+            pools.setdefault(
+                target.pool,
+                {"slots": 2, "description": f"concurrency cap for {target.label}", "include_deferred": False},
+            )
         pools_file = airflow_home() / "pools.json"
         pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
         run([str(BIN / "airflow"), "pools", "import", str(pools_file)], env, stdout=subprocess.DEVNULL)
@@ -268,7 +289,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
         print(f"lifecycle:                       {marts['lifecycle']}")
         print(f"segments:                        {marts['segments']}")
         print(f"alerts today (customer_alerts):  {marts['alerts']}")
-    print(f"pushes to CRM (this run):        {summary['pushes']}")
+    print(f"sync-back pushes (this run):     {summary['pushes']}")
     print(f"freshness:                       {summary['freshness']}")
     print(f"pipeline health:                 {summary['health']}  (monitoring.pipeline_health)")
     print()

@@ -54,14 +54,18 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
         summary["crosswalk_records"] = _scalar(conn, "select count(*) from marts.customer_crosswalk")
         summary["quality"] = identity_quality(conn)
     summary["marts"] = customer_360_summary(conn) if _exists(conn, "marts.customer_360") else None
-    if _exists(conn, "ops.push_runs"):
+    if _exists(conn, "ops.sync_runs"):
         row = conn.execute(
-            "select sum(sent), sum(accepted), sum(rejected), sum(already_sent) from ops.push_runs "
-            "where started_at >= %s having count(*) > 0",
+            "select sum(sent), sum(succeeded), sum(rejected), sum(conflicts), sum(skipped_unchanged), "
+            "count(distinct flow) from ops.sync_runs where started_at >= %s and not dry_run having "
+            "count(*) > 0",
             (since,),
         ).fetchone()
         if row:
-            summary["pushes"] = f"{row[0]} sent: {row[1]} accepted, {row[2]} rejected ({row[3]} sent before)"
+            summary["pushes"] = (
+                f"{row[0]} sent by {row[5]} flows: {row[1]} acknowledged, {row[2]} rejected, "
+                f"{row[3]} conflicts ({row[4]} unchanged, not sent)"
+            )
     if _exists(conn, "ops.freshness_checks"):
         rows = conn.execute(
             "select status, count(*) from ops.freshness_checks "

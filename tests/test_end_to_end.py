@@ -3,7 +3,8 @@
 Runs ``python -m include.cli demo`` (what ``make demo`` runs) with its own data folder, sandbox
 port and warehouse database given by URL, then checks the numbers a user would: every raw customer
 record is in the crosswalk, every crosswalk key is a customer, records are not merged wrongly
-(against the generator's ground truth), pushes reached the CRM, and the second run changes nothing.
+(against the generator's ground truth), pushes reached the CRM, and the second run changes nothing
+but landing what the first run's flows created in the ERP and OA, and pushes nothing.
 """
 
 from __future__ import annotations
@@ -48,6 +49,24 @@ def _demo(env: dict[str, str]) -> subprocess.CompletedProcess:
     return proc
 
 
+#: (source system, record id) of the records the sync-back flows created in a source system.
+CREATED_BY_SYNC = (
+    "select 'erp', target_record_id from ops.sync_state "
+    "where flow = 'erp_new_customers' and target = 'erp_customer_master'"
+)
+
+
+def _golden(url: str) -> dict[str, str]:
+    """Per customer, a hash of the golden values the flows send."""
+    with psycopg.connect(url) as conn:
+        return dict(
+            conn.execute(
+                "select customer_key, md5(row(mobile_e164, phone_e164, email, address, customer_type, "
+                "source_systems)::text) from marts.dim_customer"
+            ).fetchall()
+        )
+
+
 def _counts(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         out = {
@@ -79,6 +98,7 @@ def demo_runs(pg_server, tmp_path_factory):
     try:
         first = _demo(env)
         after_first = _counts(warehouse.url)
+        golden_first = _golden(warehouse.url)
         second = _demo(env)
         yield {
             "env": env,
@@ -87,6 +107,7 @@ def demo_runs(pg_server, tmp_path_factory):
             "first": first,
             "second": second,
             "after_first": after_first,
+            "golden_first": golden_first,
         }
     finally:
         subprocess.run(
@@ -133,7 +154,10 @@ def test_no_source_customer_record_is_lost(demo_runs):
             conn.execute("select source_system, source_record_id from marts.customer_crosswalk").fetchall()
         )
         quarantined = conn.execute("select count(*) from ops.quarantine").fetchone()[0]
-    assert walked == truth
+        created = set(conn.execute(CREATED_BY_SYNC).fetchall())
+    # Besides the sandbox's records: the ERP customers our erp_new_customers flow created.
+    assert created and created <= walked
+    assert walked - created == truth
     assert quarantined == 0
 
 
@@ -160,6 +184,16 @@ def test_identity_merges_are_right_against_ground_truth(demo_runs):
         crosswalk = conn.execute(
             "select source_system, source_record_id, customer_key from marts.customer_crosswalk"
         ).fetchall()
+        # An ERP customer our erp_new_customers flow created is the true customer of the CRM
+        # account(s) it was created for.
+        created_for = conn.execute(
+            "select distinct on (s.target_record_id) s.target_record_id, o.record_key "
+            "from ops.sync_state s join ops.sync_outbox o "
+            "on o.flow = 'crm_golden_contacts' and o.customer_key = s.record_key "
+            "where s.flow = 'erp_new_customers' order by s.target_record_id, o.id"
+        ).fetchall()
+    for erp_id, crm_account in created_for:
+        truth[("erp", erp_id)] = truth[("crm", crm_account)]
     clusters = defaultdict(list)
     for system, record_id, key in crosswalk:
         clusters[key].append(truth[(system, record_id)])
@@ -175,38 +209,66 @@ def test_identity_merges_are_right_against_ground_truth(demo_runs):
 def test_pushes_reached_the_crm(demo_runs):
     with psycopg.connect(demo_runs["url"]) as conn:
         runs = conn.execute(
-            "select sent, accepted, rejected from ops.push_runs order by started_at"
+            "select sent, succeeded, rejected from ops.sync_runs where flow = 'crm_golden_contacts' "
+            "order by started_at"
         ).fetchall()
         accepted = conn.execute(
-            "select record_id, payload->>'phone', payload->>'email' from ops.push_log "
-            "where status in ('created', 'updated') order by pushed_at limit 5"
+            "select record_key, acked_payload->>'phone', acked_payload->>'email', "
+            "acked_payload->>'c360_customer_key' from ops.sync_state "
+            "where flow = 'crm_golden_contacts' order by record_key limit 5"
         ).fetchall()
     assert len(runs) == 2
     assert runs[0][0] > 0 and runs[0][1] > 0
     env = demo_runs["env"]
     base = f"http://127.0.0.1:{env['C360_SANDBOX_PORT']}"
     headers = {"Authorization": f"Bearer {(demo_runs['data'] / 'sandbox' / 'token').read_text().strip()}"}
-    for record_id, phone, email in accepted:
+    assert len(accepted) == 5
+    for record_id, phone, email, key in accepted:
         account = httpx.get(f"{base}/crm/v1/accounts/{record_id}", headers=headers).json()
         if phone:
             assert account["phone"] == phone
         if email:
             assert account["email"] == email
         assert account["updated_by"] == "c360_sync"
+        assert key
 
 
 def test_second_run_is_idempotent(demo_runs):
     after_second = _counts(demo_runs["url"])
-    assert after_second == demo_runs["after_first"]
+    golden_second = _golden(demo_runs["url"])
+    changed = {k for k, h in golden_second.items() if demo_runs["golden_first"].get(k) != h}
     with psycopg.connect(demo_runs["url"]) as conn:
-        second_push = conn.execute(
-            "select sent, already_sent from ops.push_runs order by started_at desc limit 1"
+        created = dict(
+            conn.execute(
+                "select target, count(*) from ops.sync_state where flow in "
+                "('erp_new_customers', 'oa_contract_approval_requests') group by target"
+            ).fetchall()
+        )
+        last_runs = "(select distinct on (flow) run_id from ops.sync_runs order by flow, started_at desc)"
+        second_runs = conn.execute(
+            f"select count(*) from ops.sync_runs where run_id in {last_runs}"
         ).fetchone()
+        resent = conn.execute(
+            f"select flow, customer_key from ops.sync_outbox where last_run_id in {last_runs}"
+        ).fetchall()
         freshness = conn.execute(
             "select status, count(*) from ops.freshness_checks "
             "where checked_at = (select max(checked_at) from ops.freshness_checks) group by 1"
         ).fetchall()
-    assert second_push == (0, 0), "the second run pushed again: golden records and the CRM did not converge"
+    # The second run lands what the first run's flows created (ERP customers, OA approval
+    # requests) and nothing else; a created ERP customer identity resolution cannot link is new.
+    expected = dict(demo_runs["after_first"])
+    expected["raw_erp.customer_master"] += created["erp_customer_master"]
+    expected["raw_oa.contract_approvals"] += created["oa_contract_approvals"]
+    expected["marts.customer_crosswalk"] += created["erp_customer_master"]
+    customers = after_second.pop("marts.dim_customer")
+    first_customers = expected.pop("marts.dim_customer")
+    assert after_second == expected
+    assert first_customers <= customers <= first_customers + created["erp_customer_master"]
+    # It pushes again only for customers whose golden values changed between the runs (those
+    # records now also held by the ERP, say): an unchanged customer is never sent twice.
+    assert second_runs == (6,)
+    assert {key for _, key in resent} <= changed, "the second run re-sent unchanged golden records"
     assert dict(freshness) == {"pass": sum(len(s.entities) for s in load_sources())}
 
 

@@ -7,7 +7,11 @@ file the generator writes; every record is the stored row, with the registry's f
 Auth: ``Authorization: Bearer <C360_SANDBOX_TOKEN>`` on every route except ``/health``.
 Rate limit: ``C360_SANDBOX_RATE_LIMIT`` requests/second per system (token bucket; unset = off).
 Faults: ``C360_SANDBOX_FAULTS`` or ``PUT /_admin/faults`` inject 500s, 429s and slow answers into
-list requests (see :mod:`include.sandbox.faults`).
+list requests (see :mod:`include.sandbox.faults`); ``C360_SANDBOX_WRITE_FAULTS`` or
+``PUT /_admin/faults?scope=writes`` do the same to bulk writes (a 500 or 429 writes nothing; a
+timeout writes after the sleep, so a client that gave up and retries meets its own idempotency key).
+Bulk writes (``POST <entity>/bulk-write``) honour idempotency keys and detect conflicts (see
+:mod:`include.sandbox.writes`).
 Schema drift recorded in ``state.json`` changes the served records (see :mod:`include.sandbox.drift`).
 Change events: with ``C360_SANDBOX_REDIS_URL`` set, bulk-upsert publishes the changed account ids
 to Redis (see :mod:`include.sandbox.events`).
@@ -32,9 +36,11 @@ from fastapi import Body, Depends, FastAPI, Header, HTTPException, Query, Reques
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, create_model
 
-from include.sandbox import drift, phones, stores
+from include.sandbox import drift, phones, stores, writes
 from include.sandbox.events import ChangePublisher
 from include.sandbox.faults import FaultConfig, FaultInjector
+
+WRITE_FAULTS_ENV = "C360_SANDBOX_WRITE_FAULTS"
 
 TOKEN_ENV = "C360_SANDBOX_TOKEN"
 RATE_LIMIT_ENV = "C360_SANDBOX_RATE_LIMIT"
@@ -200,6 +206,10 @@ def create_app(
     buckets = {s: TokenBucket(rate_limit) for s in ("crm", "oa", "callcenter")} if rate_limit else {}
     local = threading.local()
     injector = FaultInjector(faults if faults is not None else FaultConfig.from_env())
+    write_text = os.environ.get(WRITE_FAULTS_ENV, "").strip() if faults is None else ""
+    write_injector = FaultInjector(FaultConfig.parse(write_text) if write_text else None)
+    write_lock = threading.Lock()
+    write_specs = writes.write_specs()
     drift_watch = drift.DriftWatcher(db_path.parent / "state.json")
     publisher = ChangePublisher(redis_url) if redis_url else ChangePublisher.from_env()
 
@@ -211,6 +221,7 @@ def create_app(
                     503, f"no sandbox data at {db_path}; run `python -m include.sandbox generate`"
                 )
             conn = local.conn = stores.connect_apps(db_path)
+            writes.ensure_write_tables(conn)
         return conn
 
     def guard(system: str):
@@ -235,10 +246,13 @@ def create_app(
 
     def inject_fault() -> None:
         """Runs after auth on list requests only: one draw of the fault sequence per request."""
-        outcome = injector.draw()
+        fault(injector)
+
+    def fault(source: FaultInjector) -> None:
+        outcome = source.draw()
         if outcome is None:
             return
-        config = injector.config
+        config = source.config
         if outcome == "timeout":
             time.sleep(config.sleep)  # then answer normally: the client decides whether to wait
             return
@@ -307,8 +321,8 @@ def create_app(
         response_model=FaultStatus,
         dependencies=[guard("admin")],
     )
-    def get_faults() -> dict[str, Any]:
-        return injector.status()
+    def get_faults(scope: Annotated[str, Query(pattern="^(reads|writes)$")] = "reads") -> dict[str, Any]:
+        return (write_injector if scope == "writes" else injector).status()
 
     @app.put(
         "/_admin/faults",
@@ -318,9 +332,57 @@ def create_app(
         response_model=FaultStatus,
         dependencies=[guard("admin")],
     )
-    def put_faults(config: Annotated[FaultConfig, Body()]) -> dict[str, Any]:
-        injector.configure(config)
-        return injector.status()
+    def put_faults(
+        config: Annotated[FaultConfig, Body()],
+        scope: Annotated[
+            str, Query(pattern="^(reads|writes)$", description="reads: list requests; writes: bulk writes")
+        ] = "reads",
+    ) -> dict[str, Any]:
+        target = write_injector if scope == "writes" else injector
+        target.configure(config)
+        return target.status()
+
+    @app.get(
+        "/_admin/idempotency",
+        tags=["ops"],
+        summary="Idempotency keys applied by bulk writes: keys, times presented, keys seen twice+",
+        dependencies=[guard("admin")],
+    )
+    def get_idempotency(target: str | None = None) -> dict[str, int]:
+        return writes.idempotency_counts(db(), target)
+
+    def bulk_write(spec: writes.WriteSpec):
+        def endpoint(
+            body: Annotated[writes.WriteRequest, Body()],
+            x_actor: Annotated[
+                str | None, Header(description="Who is writing (stored in updated_by)")
+            ] = None,
+            idempotency_key: Annotated[
+                str | None, Header(description="Replays the stored response when sent again")
+            ] = None,
+        ) -> writes.WriteResponse:
+            fault(write_injector)
+            with write_lock:
+                response = writes.apply_bulk(db(), spec, body, x_actor or "api", idempotency_key)
+            if spec.system == "crm":
+                changed = [
+                    r.key for r in response.results if r.status in ("created", "updated") and not r.replayed
+                ]
+                publisher.publish("crm", "accounts", changed, datetime.now(UTC).replace(microsecond=0))
+            return response
+
+        return endpoint
+
+    for spec in write_specs.values():
+        app.post(
+            spec.path,
+            tags=[spec.system if spec.system != "marketing" else "ops"],
+            summary=f"Bulk write {spec.name} (update, create or upsert; idempotent; conflict-checked)",
+            description=writes.__doc__,
+            response_model=writes.WriteResponse,
+            dependencies=[guard(spec.system)],
+            name=f"bulk_write_{spec.name}",
+        )(bulk_write(spec))
 
     # CRM ----------------------------------------------------------------------------------------------
     def crm_list(table: stores.AppTable):

@@ -13,7 +13,7 @@ def test_no_import_errors(dagbag):
 def test_expected_dags(dagbag):
     expected = {f"extract_{s.name}" for s in load_sources()} | {
         "dbt_customer_360",
-        "push_crm",
+        "push_flows",
         "monitor_freshness",
         "refresh_bi",
     }
@@ -70,7 +70,7 @@ def test_assets_tie_producers_to_consumers(dagbag):
         outlets = {o.name for t in dagbag.dags[f"extract_{source.name}"].tasks for o in t.outlets}
         assert outlets == {raw_asset(source.name).name}
     assert DIM_CUSTOMER.name in {o.name for t in dbt_dag.tasks for o in t.outlets}
-    assert _asset_names(dagbag.dags["push_crm"].timetable.asset_condition) == {DIM_CUSTOMER.name}
+    assert DIM_CUSTOMER.name in _asset_names(dagbag.dags["push_flows"].timetable.asset_condition)
 
 
 def test_every_task_alerts_on_failure_and_recovery(dagbag):
@@ -98,12 +98,18 @@ def _gate_upstreams(dag, task_id: str) -> set[str]:
 
 def test_push_and_bi_refresh_wait_only_on_what_they_read(dagbag):
     from include.monitoring.settings import load_monitoring
+    from include.push.targets import load_targets
 
     gates = load_monitoring().gates
-    push = dagbag.dags["push_crm"]
-    assert _gate_upstreams(push, "push_accounts") == {"wait_for_source_crm"} | {
-        f"wait_for_mart_{m.replace('.', '__')}" for m in gates["push_crm"].marts
-    }
+    push = dagbag.dags["push_flows"]
+    for flow in load_targets().flows:
+        plan = f"{flow.name}.plan"
+        waits = {t for t in push.get_task(plan).upstream_task_ids if ".wait_for_" in t}
+        assert waits == {f"{flow.name}.wait_for_source_{s}" for s in flow.reads_sources} | {
+            f"{flow.name}.wait_for_mart_{m.replace('.', '__')}" for m in flow.triggers
+        }, flow.name
+    # the CRM contacts flow waits on the CRM only: a late OA extract does not hold it
+    assert "crm_golden_contacts.wait_for_source_oa" not in push.task_ids
     bi = dagbag.dags["refresh_bi"]
     assert _gate_upstreams(bi, "refresh") == {f"wait_for_source_{s.name}" for s in load_sources()} | {
         f"wait_for_mart_{m.replace('.', '__')}" for m in gates["refresh_bi"].marts
@@ -119,3 +125,16 @@ def test_marts_are_published_only_after_their_data_checks(dagbag):
 def test_refresh_bi_has_a_deadline_alert(dagbag):
     (deadline,) = dagbag.dags["refresh_bi"].deadline
     assert deadline.callback.path == "c360_monitoring.callbacks.on_deadline_missed"
+
+
+def test_push_dag_has_a_task_group_per_flow_and_a_send_per_target(dagbag):
+    from include.push.targets import load_targets
+
+    dag = dagbag.dags["push_flows"]
+    registry = load_targets()
+    for flow in registry.flows:
+        assert {f"{flow.name}.plan", f"{flow.name}.finish"} <= set(dag.task_ids)
+        for target in flow.targets:
+            send = dag.get_task(f"{flow.name}.send_{target}")
+            assert send.pool == registry.target(target).pool
+            assert f"{flow.name}.plan" in send.upstream_task_ids

@@ -1,0 +1,118 @@
+"""Personal-information deletion requests (个人信息删除): record, anonymise the warehouse, tombstone.
+
+:func:`request_erasure` records the request, keeps a tombstone per source record of the customer
+(``ops.erasure_tombstones``: which records in which systems held them, so the push reaches every
+one even after identity resolution can no longer link the anonymised records) and anonymises the
+warehouse at once: personal fields in the raw payloads (every version), the golden record and its
+snapshots. The ``customer_key`` stays, as a tombstone. The ``erasure`` flow then pushes the
+deletion to every system; other flows skip erased customers.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from include.push.engine import ensure_ops
+from include.push.flows import ERASED_NAME
+
+#: Per source entity holding a customer's records: (raw table, how its rows point at the
+#: customer's source record, personal fields). ``None`` as the pointer: the record id itself.
+PERSONAL_FIELDS: dict[str, list[tuple[str, str | None, list[str]]]] = {
+    "crm": [
+        ("raw_crm.accounts", None, ["account_name", "id_card_no", "phone", "email", "address"]),
+        ("raw_crm.contacts", "account_id", ["full_name", "mobile", "email"]),
+    ],
+    "erp": [
+        (
+            "raw_erp.customer_master",
+            None,
+            ["cust_name", "id_card_no", "contact_person", "contact_tel", "contact_email", "reg_address"],
+        )
+    ],
+    "oa": [
+        (
+            "raw_oa.customer_archive",
+            None,
+            ["customer_name", "legal_rep", "contact_phone", "contact_email", "address"],
+        )
+    ],
+    "callcenter": [
+        ("raw_callcenter.callers", None, ["name", "phone", "alt_phone", "email", "id_card_no"]),
+        ("raw_callcenter.contact_changes", "caller_id", ["old_value", "new_value"]),
+    ],
+    "marketing": [("raw_marketing.leads", None, ["lead_name", "mobile", "email"])],
+}
+GOLDEN_PERSONAL = ["id_card_no", "mobile_e164", "phone_e164", "email", "address"]
+
+
+def _exists(conn: psycopg.Connection, relation: str) -> bool:
+    return conn.execute("select to_regclass(%s) is not null", (relation,)).fetchone()[0]
+
+
+def request_erasure(conn: psycopg.Connection, customer_key: str, reason: str) -> dict[str, int | str]:
+    """Record the request and anonymise the warehouse; counts of what was anonymised."""
+    ensure_ops(conn)
+    known = conn.execute(
+        "select 1 from marts.dim_customer where customer_key = %s", (customer_key,)
+    ).fetchone()
+    if not known:
+        raise ValueError(f"no customer {customer_key!r} in marts.dim_customer; check the customer_key")
+    request_id = f"erase-{uuid.uuid4().hex[:12]}"
+    conn.execute(
+        "insert into ops.erasure_requests (request_id, customer_key, reason) values (%s, %s, %s)",
+        (request_id, customer_key, reason),
+    )
+    conn.execute(
+        "insert into ops.erasure_tombstones (customer_key, source_system, source_record_id) "
+        "select customer_key, source_system, source_record_id from marts.customer_crosswalk "
+        "where customer_key = %s on conflict do nothing",
+        (customer_key,),
+    )
+    counts: dict[str, int | str] = {"request_id": request_id}
+    records = conn.execute(
+        "select source_system, array_agg(source_record_id) from ops.erasure_tombstones "
+        "where customer_key = %s group by source_system",
+        (customer_key,),
+    ).fetchall()
+    for system, ids in records:
+        for relation, pointer, fields in PERSONAL_FIELDS.get(system, []):
+            if not _exists(conn, relation):
+                continue
+            # Nulls, names too: a shared placeholder name would let identity resolution link the
+            # anonymised records of different erased people.
+            blank = dict.fromkeys(fields)
+            schema, table = relation.split(".")
+            match = (
+                sql.SQL("_record_id = any(%s)")
+                if pointer is None
+                else sql.SQL("payload ->> {} = any(%s)").format(sql.Literal(pointer))
+            )
+            cur = conn.execute(
+                sql.SQL("update {} set payload = payload || %s where {}").format(
+                    sql.Identifier(schema, table), match
+                ),
+                (Jsonb(blank), ids),
+            )
+            counts[relation] = cur.rowcount
+    sets = sql.SQL(", ").join(
+        [sql.SQL("customer_name = {}").format(sql.Literal(ERASED_NAME))]
+        + [sql.SQL("{} = null").format(sql.Identifier(c)) for c in GOLDEN_PERSONAL]
+    )
+    for relation in ("marts.dim_customer", "snapshots.snap_dim_customer"):
+        if _exists(conn, relation):
+            schema, table = relation.split(".")
+            counts[relation] = conn.execute(
+                sql.SQL("update {} set {} where customer_key = %s").format(
+                    sql.Identifier(schema, table), sets
+                ),
+                (customer_key,),
+            ).rowcount
+    conn.execute(
+        "update ops.erasure_requests set warehouse_erased_at = now() where request_id = %s", (request_id,)
+    )
+    conn.commit()
+    return counts

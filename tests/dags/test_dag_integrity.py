@@ -48,7 +48,7 @@ def test_owner_retries_and_docs(dagbag):
 def test_dbt_dag_builds_and_tests_each_model_in_its_own_task(dagbag):
     dag = dagbag.dags["dbt_customer_360"]
     for model in ("dim_customer", "customer_crosswalk", "stg_crm__accounts", "customer_360"):
-        assert f"dbt.{model}_build" in dag.task_ids or f"dbt.{model}.build" in dag.task_ids, model
+        assert f"dbt.{model}_model_build" in dag.task_ids, model
     # a test over two models (relationships) runs after both, in a task of its own
     detached = [t for t in dag.task_ids if "relationships" in t]
     assert detached, "multi-parent tests are detached into their own tasks"

@@ -22,8 +22,9 @@
     staging.safe_timestamptz({{ expr }})
 {%- endmacro %}
 
-{#- on-run-start: the casting functions safe_date / safe_timestamptz call. A value that does not
-    exist (30 February, 25:00) raises inside the cast and comes back null. -#}
+{#- on-run-start: the casting functions safe_date / safe_timestamptz call. They check every part
+    (a day that does not exist in its month, 25:00, an offset past 15 h) before casting, so the cast
+    cannot fail: no exception handler, which would forbid parallel query plans. -#}
 {% macro create_casting_functions() %}
     create schema if not exists staging;
     create or replace function staging.safe_date(value text) returns date
@@ -31,26 +32,39 @@
     as $fn$
     declare
         parts text[];
+        y int;
+        m int;
+        d int;
     begin
         parts := regexp_match({{ fullwidth_to_ascii('value') }}, '^\s*([0-9]{4})[-/.年]([0-9]{1,2})[-/.月]([0-9]{1,2})');
         if parts is null then
             return null;
         end if;
-        return make_date(parts[1]::int, parts[2]::int, parts[3]::int);
-    exception when others then
-        return null;
+        y := parts[1]::int;
+        m := parts[2]::int;
+        d := parts[3]::int;
+        if y < 1 or m not between 1 and 12 or d < 1
+            or d > extract(day from make_date(y, m, 1) + interval '1 month - 1 day') then
+            return null;
+        end if;
+        return make_date(y, m, d);
     end
     $fn$;
     create or replace function staging.safe_timestamptz(value text) returns timestamptz
     language plpgsql stable parallel safe
     as $fn$
+    declare
+        parts text[];
     begin
-        if value !~ '^\s*[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?)?\s*(Z|[+-][0-9]{2}(:?[0-9]{2})?)?\s*$' then
+        parts := regexp_match(value,
+            '^\s*([0-9]{4}-[0-9]{2}-[0-9]{2})(?:[ T]([0-9]{2}):([0-9]{2})(?::([0-9]{2})(?:\.[0-9]+)?)?)?\s*(?:Z|[+-]([0-9]{2})(?::?([0-9]{2}))?)?\s*$');
+        if parts is null or staging.safe_date(parts[1]) is null
+            or coalesce(parts[2]::int, 0) > 23 or coalesce(parts[3]::int, 0) > 59
+            or coalesce(parts[4]::int, 0) > 59 or coalesce(parts[5]::int, 0) > 15
+            or coalesce(parts[6]::int, 0) > 59 then
             return null;
         end if;
         return value::timestamptz;
-    exception when others then
-        return null;
     end
     $fn$;
 {% endmacro %}

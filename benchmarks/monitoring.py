@@ -1,8 +1,11 @@
 """Monitoring cost: the health view, a freshness poke and a health evaluation on a long audit history.
 
 A warehouse gets ``days`` of audit history as the pipeline would write it: every entity of every
-registry source extracted every 15 minutes (``ops.extract_runs``), a CRM push every 15 minutes with
-200 records each, some rejected (``ops.push_runs`` / ``ops.push_log``), and data checks per build.
+registry source extracted every 15 minutes (``ops.extract_runs``), a ``crm_golden_contacts`` sync
+run every 15 minutes sending 200 records each, as the sync engine leaves them (``ops.sync_runs``,
+``ops.sync_outbox``, ``ops.sync_state``, ``ops.sync_rejects``: 2.5% of the records are always
+rejected, so they pile up as open rejects; a few ``ops.sync_conflicts``), the latency measured per
+run (``monitoring.push_latency``), and data checks per build.
 Then, each the median of several runs:
 
 - ``select * from monitoring.pipeline_health`` (what a dashboard tile runs);
@@ -41,6 +44,60 @@ def _median(fn, runs: int = 5) -> float:
     return statistics.median(times)
 
 
+FLOW, TARGET = "crm_golden_contacts", "crm_accounts"
+
+
+def _sync_history(conn: psycopg.Connection, now: datetime, slots: int) -> None:
+    """Run ``p<r>`` (r = 0 is the latest) sent records ``A<n % 20000>`` for n in [200 r, 200 r + 200):
+    each record once every 100 runs. Records whose number is a multiple of 40 are always rejected:
+    their latest outbox row waits as ``rejected``, the earlier ones were superseded by it, and none
+    of their rejects is ever resolved. Every other row was acknowledged."""
+    params = {"flow": FLOW, "target": TARGET, "now": now, "last": slots - 1, "rows": slots * 200 - 1}
+    conn.execute(
+        "insert into ops.sync_runs (run_id, flow, dry_run, started_at, finished_at, considered, queued, "
+        "sent, succeeded, rejected, status, detail) "
+        "select 'p' || r, %(flow)s, false, %(now)s - r * interval '15 minutes' - interval '1 minute', "
+        "%(now)s - r * interval '15 minutes', 20000, 200, 200, 195, 5, 'partial', "
+        "jsonb_build_object('send_' || %(target)s, jsonb_build_object('error', null)) "
+        "from generate_series(0, %(last)s) r",
+        params,
+    )
+    conn.execute(
+        "insert into ops.sync_outbox (flow, target, record_key, customer_key, payload, payload_hash, status, "
+        "attempts, last_run_id, enqueued_at, updated_at) "
+        "select %(flow)s, %(target)s, 'A' || (n %% 20000), 'k' || (n %% 20000), '{}', 'h', "
+        "case when n %% 40 <> 0 then 'acked' when n / 200 < 100 then 'rejected' else 'superseded' end, 1, "
+        "'p' || (n / 200), %(now)s - (n / 200) * interval '15 minutes' - interval '1 minute', "
+        "%(now)s - (n / 200) * interval '15 minutes' from generate_series(0, %(rows)s) n",
+        params,
+    )
+    conn.execute(
+        "insert into ops.sync_rejects (run_id, flow, target, record_key, outbox_id, payload, error, attempt, "
+        "rejected_at) select last_run_id, flow, target, record_key, id, payload, 'invalid phone', 1, "
+        "updated_at from ops.sync_outbox where status in ('rejected', 'superseded')"
+    )
+    conn.execute(
+        "insert into ops.sync_state (flow, target, record_key, acked_hash, acked_payload, acked_at) "
+        "select %(flow)s, %(target)s, 'A' || k, 'h', '{}', %(now)s from generate_series(0, 19999) k "
+        "where k %% 40 <> 0",
+        params,
+    )
+    # one conflict every 500 runs, resolved once re-read, except the latest
+    conn.execute(
+        "insert into ops.sync_conflicts (run_id, flow, target, record_key, outbox_id, payload, payload_hash, "
+        "detected_at, resolved_at) select 'p' || r, %(flow)s, %(target)s, 'A' || (r * 200 + 1), 0, '{}', "
+        "'h', %(now)s - r * interval '15 minutes', "
+        "case when r > 0 then %(now)s - (r - 1) * interval '15 minutes' end "
+        "from generate_series(0, %(last)s, 500) r",
+        params,
+    )
+    conn.execute(
+        "insert into monitoring.push_latency select 'p' || r, %(flow)s, %(target)s, "
+        "%(now)s - r * interval '15 minutes', 195, 20, 45, 90 from generate_series(0, %(last)s) r",
+        params,
+    )
+
+
 def _history(conn: psycopg.Connection, days: int) -> dict[str, int]:
     now = datetime.now(UTC)
     slots = days * 24 * 4
@@ -55,18 +112,7 @@ def _history(conn: psycopg.Connection, days: int) -> dict[str, int]:
                 "from generate_series(0, %s) i",
                 (source.name, entity.name, entity.sync_mode, now, now, slots - 1),
             )
-    conn.execute(
-        "insert into ops.push_runs select 'p' || i, 'crm.accounts', %s - i * interval '15 minutes', "
-        "%s - i * interval '15 minutes', 200, 200, 195, 5, 0 from generate_series(0, %s) i",
-        (now, now, slots - 1),
-    )
-    conn.execute(
-        "insert into ops.push_log (run_id, target, record_id, customer_key, payload, payload_hash, status, "
-        "pushed_at) select 'p' || (i / 200), 'crm.accounts', 'A' || (i %% 20000), 'k' || (i %% 20000), '{}', "
-        "'h', case when i %% 40 = 0 then 'rejected' else 'updated' end, "
-        "%s - (i / 200) * interval '15 minutes' from generate_series(0, %s) i",
-        (now, slots * 200 - 1),
-    )
+    _sync_history(conn, now, slots)
     conn.execute(
         "insert into monitoring.data_checks select 'c' || i, %s - i * interval '1 hour', r.relation, "
         "'row_count', 1000, '', true, 'ok' from generate_series(0, %s) i, "
@@ -77,7 +123,14 @@ def _history(conn: psycopg.Connection, days: int) -> dict[str, int]:
     conn.commit()
     return {
         table: conn.execute(f"select count(*) from {table}").fetchone()[0]
-        for table in ("ops.extract_runs", "ops.push_log", "monitoring.data_checks")
+        for table in (
+            "ops.extract_runs",
+            "ops.sync_runs",
+            "ops.sync_outbox",
+            "ops.sync_rejects",
+            "ops.sync_conflicts",
+            "monitoring.data_checks",
+        )
     }
 
 

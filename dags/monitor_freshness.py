@@ -7,9 +7,10 @@ Every 15 minutes:
    (``checked_by = 'dbt'``); ``check_sources`` records the warehouse's own check next to it.
 2. ``evaluate_health`` refreshes the monitoring tables and views (thresholds from
    ``include/registry/monitoring.yaml``, SLAs from the source registry), measures the end-to-end
-   latency of new push runs, reads ``monitoring.pipeline_health_checks`` and alerts on every
-   amber/red check (stale sources, volume anomalies, quarantine rates, reject backlogs, outbox age,
-   latency, failed data checks), once per state change, with a recovery message when it clears.
+   latency of new sync runs (``push_flows``, per flow and target), reads
+   ``monitoring.pipeline_health_checks`` and alerts on every amber/red check (stale sources,
+   volume anomalies, quarantine rates, reject backlogs, outbox age, open conflicts, latency, failed
+   data checks), once per state change, with a recovery message when it clears.
 
 Output: ``monitoring.pipeline_health`` (green / amber / red per system), which the BI dashboards
 show, and the alerts in the channels of ``monitoring.yaml``.

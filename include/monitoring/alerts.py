@@ -1,11 +1,12 @@
 """Alerts: one message per state change (firing, escalated, recovered), to webhook and email channels.
 
-Every alert has a stable key (``stale:source:crm``, ``task:push_crm.push_accounts``,
-``health:crm:crm.accounts:reject_backlog``). ``monitoring.alert_state`` holds each key's current
-state; a check that keeps finding the same problem sends nothing new, a worse severity sends an
-escalation, and the first good check after a problem sends the recovery message. Deliveries are
-logged in ``monitoring.alert_log``. If no channel took a message, the state change is not kept, so
-the next check tries again instead of the problem going unreported.
+Every alert has a stable key (``stale:source:crm``,
+``task:push_flows.crm_golden_contacts.send_crm_accounts``,
+``health:crm:crm_golden_contacts.crm_accounts:reject_backlog``). ``monitoring.alert_state`` holds
+each key's current state; a check that keeps finding the same problem sends nothing new, a worse
+severity sends an escalation, and the first good check after a problem sends the recovery message.
+Deliveries are logged in ``monitoring.alert_log``. If no channel took a message, the state change
+is not kept, so the next check tries again instead of the problem going unreported.
 
 Channels go through the providers' hooks: the HTTP provider's ``HttpHook`` (WeCom / DingTalk /
 Slack style JSON) and the SMTP provider's ``SmtpHook``, each on an Airflow connection named in

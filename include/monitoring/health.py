@@ -1,10 +1,12 @@
 """Monitoring tables and the ``monitoring.pipeline_health`` view (green / amber / red per system).
 
-Everything is computed from what the pipeline already records (``ops.extract_runs``,
-``ops.push_runs`` / ``ops.push_log``) plus the tables here: data checks after each dbt build,
-end-to-end latency per push run, the thresholds from ``monitoring.yaml`` and the per-source SLAs
-from the source registry. Views, not copies: the health view is always as current as the audit
-tables, and BI dashboards read it directly.
+Everything is computed from what the pipeline already records (``ops.extract_runs``; the
+sync-back engine's ``ops.sync_runs``, ``ops.sync_outbox``, ``ops.sync_rejects`` and
+``ops.sync_conflicts``) plus the tables here: data checks after each dbt build, end-to-end latency
+per flow run and target, the thresholds from ``monitoring.yaml``, the per-source SLAs from the
+source registry and each flow's targets (and their systems) from the target registry. Views, not
+copies: the health view is always as current as the audit tables, and BI dashboards read it
+directly.
 
 Freshness of a source here (and in the sensors) is its *last successful extract*: a run that
 succeeded confirms the warehouse matches the source as of then, so a quiet source with nothing to
@@ -21,7 +23,8 @@ import psycopg
 from include.extract.landing import OPS_DDL, OPS_SCHEMA
 from include.monitoring.freshness import CHECKS_DDL
 from include.monitoring.settings import Monitoring
-from include.push.crm import PUSH_DDL
+from include.push.engine import ensure_ops
+from include.push.targets import load_targets
 from include.registry import Source
 
 SCHEMA = "monitoring"
@@ -52,15 +55,34 @@ create table if not exists {SCHEMA}.data_checks (
     primary key (run_id, relation, check_name)
 );
 create index if not exists data_checks_relation_ix on {SCHEMA}.data_checks (relation, checked_at desc);
+-- One row per flow and target (from targets.yaml): which system a flow's target belongs to.
+create table if not exists {SCHEMA}.sync_targets (
+    flow text not null,
+    target text not null,
+    system text not null,
+    primary key (flow, target)
+);
+-- Issue 6 measured the retired push_runs (one target per run); a sync run has several targets.
+do $$ begin
+    if to_regclass('{SCHEMA}.push_latency') is not null and not exists (
+        select 1 from information_schema.columns
+        where table_schema = '{SCHEMA}' and table_name = 'push_latency' and column_name = 'flow') then
+        drop table {SCHEMA}.push_latency;
+    end if;
+end $$;
 create table if not exists {SCHEMA}.push_latency (
-    run_id text primary key,
+    run_id text not null,
+    flow text not null,
     target text not null,
     pushed_at timestamptz not null,
     measured_records integer not null,
     p50_min numeric,
     p95_min numeric,
-    max_min numeric
+    max_min numeric,
+    primary key (run_id, target)
 );
+create index if not exists push_latency_flow_ix on {SCHEMA}.push_latency (flow, target, pushed_at desc)
+    where measured_records > 0;
 create table if not exists {SCHEMA}.alert_state (
     alert_key text primary key,
     status text not null check (status in ('firing', 'ok')),
@@ -167,50 +189,42 @@ left join failures f using (source)
 left join quarantine q using (source)
 """
 
-# Only records with a rejected push can be in the backlog: start from those (a partial index) and
-# look up each one's latest push and last acceptance by index, instead of sorting the whole log.
+# Per flow and target of the target registry, once the flow has run. A run counts as a push to a
+# target when its send to that target finished without the target being unavailable (a run with
+# rejects still pushed; the rejects are their own check). Open rows only, each by a partial index:
+# the backlog is the records with an unresolved reject (retrying or given up), the outbox age the
+# oldest change still queued or being retried.
 FLOW_CHECKS_SQL = f"""
-create index if not exists push_log_failed_ix on {OPS_SCHEMA}.push_log (target, record_id)
-    where status in ('rejected', 'error');
-create index if not exists push_log_record_time_ix on {OPS_SCHEMA}.push_log (target, record_id, pushed_at);
+create index if not exists sync_runs_flow_ix on {OPS_SCHEMA}.sync_runs (flow, finished_at desc);
+create index if not exists sync_outbox_acked_run_ix on {OPS_SCHEMA}.sync_outbox (last_run_id)
+    where status = 'acked';
 create or replace view {SCHEMA}.flow_health as
-with targets as (
-    select target, max(finished_at) as last_push_at from {OPS_SCHEMA}.push_runs group by target
-),
-candidates as (
-    select distinct target, record_id from {OPS_SCHEMA}.push_log where status in ('rejected', 'error')
-),
-backlog as (
-    select c.target, c.record_id,
-           (select min(p.pushed_at) from {OPS_SCHEMA}.push_log p
-            where p.target = c.target and p.record_id = c.record_id
-              and p.pushed_at > coalesce(accepted.at, '-infinity')) as waiting_since
-    from candidates c
-    cross join lateral (
-        select p.status from {OPS_SCHEMA}.push_log p
-        where p.target = c.target and p.record_id = c.record_id
-        order by p.pushed_at desc limit 1
-    ) latest
-    cross join lateral (
-        select max(p.pushed_at) as at from {OPS_SCHEMA}.push_log p
-        where p.target = c.target and p.record_id = c.record_id
-          and p.status in ('created', 'updated', 'unchanged')
-    ) accepted
-    where latest.status in ('rejected', 'error')
-),
-latency as (
-    select distinct on (target) target, p95_min, measured_records
-    from {SCHEMA}.push_latency order by target, pushed_at desc
+with flows as (
+    select t.flow, t.target, t.system
+    from {SCHEMA}.sync_targets t
+    where exists (select 1 from {OPS_SCHEMA}.sync_runs r where r.flow = t.flow and not r.dry_run)
 )
-select t.target,
-       split_part(t.target, '.', 1) as system,
-       t.last_push_at,
-       extract(epoch from now() - t.last_push_at) / 3600 as last_push_age_h,
-       (select count(*) from backlog b where b.target = t.target) as reject_backlog,
-       coalesce(extract(epoch from now() - (select min(waiting_since) from backlog b
-                                            where b.target = t.target)) / 3600, 0) as outbox_age_h,
-       lat.p95_min as e2e_latency_p95_min
-from targets t left join latency lat using (target)
+select f.flow, f.target, f.system,
+       f.flow || '.' || f.target as subject,
+       pushed.at as last_push_at,
+       extract(epoch from now() - pushed.at) / 3600 as last_push_age_h,
+       (select count(distinct j.record_key) from {OPS_SCHEMA}.sync_rejects j
+        where j.flow = f.flow and j.target = f.target and j.resolved_at is null) as reject_backlog,
+       coalesce(extract(epoch from now() - (
+           select min(o.enqueued_at) from {OPS_SCHEMA}.sync_outbox o
+           where o.flow = f.flow and o.target = f.target and o.status in ('pending', 'rejected')
+       )) / 3600, 0) as outbox_age_h,
+       (select count(*) from {OPS_SCHEMA}.sync_conflicts k
+        where k.flow = f.flow and k.target = f.target and k.resolved_at is null) as open_conflicts,
+       (select l.p95_min from {SCHEMA}.push_latency l
+        where l.flow = f.flow and l.target = f.target and l.measured_records > 0
+        order by l.pushed_at desc limit 1) as e2e_latency_p95_min
+from flows f
+cross join lateral (
+    select max(r.finished_at) as at from {OPS_SCHEMA}.sync_runs r
+    where r.flow = f.flow and not r.dry_run and r.finished_at is not null and r.status <> 'failed'
+      and r.detail ? ('send_' || f.target) and r.detail -> ('send_' || f.target) ->> 'error' is null
+) pushed
 """
 
 WAREHOUSE_CHECKS_SQL = f"""
@@ -264,20 +278,29 @@ measured as (
            coalesce(volume_detail, 'no baseline yet'), 'green'
     from source_health
     union all
-    select system, 'flow', target, 'last_push_age_h', last_push_age_h,
-           format('last push %s h ago', round(last_push_age_h::numeric, 1)), 'red'
+    select system, 'flow', subject, 'last_push_age_h', last_push_age_h,
+           case when last_push_at is null then 'no successful push recorded'
+                else format('last successful push %s h ago', round(last_push_age_h::numeric, 1)) end,
+           'red'
     from flow_health
     union all
-    select system, 'flow', target, 'reject_backlog', reject_backlog,
-           format('%s record(s) whose last push was rejected', reject_backlog), 'green'
+    select system, 'flow', subject, 'reject_backlog', reject_backlog,
+           format('%s record(s) with an open reject (ops.sync_rejects)', reject_backlog), 'green'
     from flow_health
     union all
-    select system, 'flow', target, 'outbox_age_h', outbox_age_h,
-           format('oldest unaccepted change waiting %s h', round(outbox_age_h::numeric, 1)), 'green'
+    select system, 'flow', subject, 'outbox_age_h', outbox_age_h,
+           format('oldest unacknowledged change in the outbox waiting %s h', round(outbox_age_h::numeric, 1)),
+           'green'
     from flow_health
     union all
-    select system, 'flow', target, 'e2e_latency_p95_min', e2e_latency_p95_min,
-           format('p95 source change -> push %s min', round(e2e_latency_p95_min::numeric, 1)), 'green'
+    select system, 'flow', subject, 'open_conflicts', open_conflicts,
+           format('%s open conflict(s): the target changed the record after our last read',
+                  open_conflicts), 'green'
+    from flow_health
+    union all
+    select system, 'flow', subject, 'e2e_latency_p95_min', e2e_latency_p95_min,
+           format('p95 source change -> acknowledged push %s min', round(e2e_latency_p95_min::numeric, 1)),
+           'green'
     from flow_health
     union all
     select 'warehouse', 'mart', relation, 'data_checks_failed', data_checks_failed,
@@ -329,7 +352,7 @@ def ensure_monitoring(conn: psycopg.Connection, settings: Monitoring, sources: t
     gets the health view on the first check.
     """
     conn.execute(OPS_DDL)
-    conn.execute(PUSH_DDL)
+    ensure_ops(conn)  # the sync-back tables the flow checks read (the engine owns their DDL)
     conn.execute(CHECKS_DDL)
     conn.execute(TABLES_DDL)
     rows: list[tuple[Any, ...]] = [
@@ -341,8 +364,14 @@ def ensure_monitoring(conn: psycopg.Connection, settings: Monitoring, sources: t
         for s in sources
     ]
     conn.execute(f"delete from {SCHEMA}.thresholds")
+    conn.execute(f"delete from {SCHEMA}.sync_targets")
+    registry = load_targets()
     with conn.cursor() as cur:
         cur.executemany(f"insert into {SCHEMA}.thresholds values (%s, %s, %s, %s, %s)", rows)
+        cur.executemany(
+            f"insert into {SCHEMA}.sync_targets values (%s, %s, %s)",
+            [(f.name, t, registry.target(t).system) for f in registry.flows for t in f.targets],
+        )
         cur.executemany(
             f"insert into {SCHEMA}.settings values (%s, %s) "
             "on conflict (name) do update set value = excluded.value",
@@ -374,34 +403,38 @@ def pipeline_health(conn: psycopg.Connection) -> dict[str, dict[str, Any]]:
 
 
 def measure_push_latency(conn: psycopg.Connection) -> int:
-    """End-to-end latency of every push run not yet measured: for each accepted change, the time
-    from the newest source change of that customer (``marts.customer_crosswalk.source_updated_at``)
-    before the push to the push itself. A change older than the pipeline (made before the first
-    extract of its source, as on an initial load) counts from that first extract: it could not have
-    been pushed earlier. Returns how many runs were measured."""
+    """End-to-end latency of every finished flow run not yet measured, per target: for each change
+    the target acknowledged in that run (``ops.sync_outbox`` rows ``acked`` by it), the time from
+    the newest source change of that customer (``marts.customer_crosswalk.source_updated_at``)
+    before the acknowledgement to the acknowledgement itself. A change older than the pipeline
+    (made before the first extract of its source, as on an initial load) counts from that first
+    extract: it could not have been pushed earlier. Returns how many run/target pairs were measured
+    (a target that acknowledged nothing in a run is measured with no records)."""
     if not conn.execute("select to_regclass('marts.customer_crosswalk') is not null").fetchone()[0]:
         return 0
     measured = conn.execute(
         f"""
         insert into {SCHEMA}.push_latency
-        select r.run_id, r.target, r.finished_at, count(l.latency),
+        select r.run_id, r.flow, t.target, r.finished_at, count(l.latency),
                percentile_cont(0.5) within group (order by l.latency),
                percentile_cont(0.95) within group (order by l.latency),
                max(l.latency)
-        from {OPS_SCHEMA}.push_runs r
+        from {OPS_SCHEMA}.sync_runs r
+        join {SCHEMA}.sync_targets t on t.flow = r.flow
         left join lateral (
-            select extract(epoch from p.pushed_at - max(greatest(x.source_updated_at, f.first_extract))) / 60
+            select extract(epoch from o.updated_at - max(greatest(x.source_updated_at, f.first_extract))) / 60
                    as latency
-            from {OPS_SCHEMA}.push_log p
+            from {OPS_SCHEMA}.sync_outbox o
             join marts.customer_crosswalk x
-              on x.customer_key = p.customer_key and x.source_updated_at <= p.pushed_at
+              on x.customer_key = o.customer_key and x.source_updated_at <= o.updated_at
             join (select source, min(started_at) as first_extract from {OPS_SCHEMA}.extract_runs
                   group by source) f on f.source = x.source_system
-            where p.run_id = r.run_id and p.status in ('created', 'updated', 'unchanged')
-            group by p.record_id, p.pushed_at
+            where o.last_run_id = r.run_id and o.status = 'acked' and o.target = t.target
+            group by o.id, o.updated_at
         ) l on true
-        where not exists (select 1 from {SCHEMA}.push_latency m where m.run_id = r.run_id)
-        group by r.run_id, r.target, r.finished_at
+        where r.finished_at is not null and not r.dry_run
+          and not exists (select 1 from {SCHEMA}.push_latency m where m.run_id = r.run_id)
+        group by r.run_id, r.flow, t.target, r.finished_at
         """
     ).rowcount
     conn.commit()

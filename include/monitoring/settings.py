@@ -82,6 +82,9 @@ class DataChecks(_Strict):
 
 
 class Gate(_Strict):
+    """What a consumer outside the target registry (e.g. ``refresh_bi``) waits on. The push flows
+    declare theirs in targets.yaml (``reads_sources``, ``triggers``); the sensor checks those marts."""
+
     sources: list[str] = Field(default_factory=list)
     marts: list[str] = Field(default_factory=list)
 

@@ -47,6 +47,9 @@ class WarehouseFreshnessSensor(BaseSensorOperator):
             from include.registry import get_source
 
             get_source(source)  # an unknown source is a DAG import error, not a run-time surprise
+        if mart is not None:
+            # a mart without data checks has no recorded good build: the sensor would never pass
+            settings.data_checks.model(mart)
         self.source = source
         self.mart = mart
         self.max_age = max_age or timedelta(hours=settings.mart_max_age_hours)
@@ -103,7 +106,8 @@ def freshness_gates(
     """One sensor per upstream of ``consumer`` (its ``gates`` entry in monitoring.yaml), or of the
     ``sources`` / ``marts`` given. Call inside a DAG; put the result upstream of the work:
 
-        freshness_gates("push_crm") >> push_accounts()
+        freshness_gates("refresh_bi") >> refresh()
+        freshness_gates(sources=flow.reads_sources, marts=flow.triggers) >> plan  # a push flow
     """
     sources, marts = list(sources), list(marts)
     if consumer is not None:

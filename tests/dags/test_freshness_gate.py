@@ -1,9 +1,10 @@
 """A late source holds the push and raises an alert; when it recovers, the push goes through.
 
-The real ``push_crm`` DAG runs under ``dag.test()`` against a throwaway warehouse, the sandbox CRM
-API on loopback and a local webhook receiver. The CRM's last extract is past its SLA (and OA's
-too, which push_crm does not read); the freshness sensor reschedules and alerts; a successful CRM
-extract lands; the next poke finds it fresh, sends the recovery, and the push sends the golden
+The ``crm_golden_contacts`` flow of the real ``push_flows`` DAG (its task group and what it waits
+on) runs under ``dag.test()`` against a throwaway warehouse, the sandbox CRM API on loopback and a
+local webhook receiver. The CRM's last extract is past its SLA (and OA's too, which the flow does
+not read: ``reads_sources: [crm]``); the freshness sensor reschedules and alerts; a successful CRM
+extract lands; the next poke finds it fresh, sends the recovery, and the flow sends the golden
 values to the CRM.
 """
 
@@ -28,6 +29,7 @@ from tests.conftest import create_database, drop_database
 from tests.include.conftest import TOKEN, serve, use_data_dir
 from tests.receivers import alert_connections, webhook_receiver
 
+FLOW = "crm_golden_contacts"
 GOLDEN = ["+8613900000001", "+8613900000002", "+8613900000003"]
 
 
@@ -46,11 +48,12 @@ def _extract_run(conn, source: str, entity: str, finished: datetime) -> None:
 
 
 def _build_marts(conn, accounts: list[dict]) -> None:
-    """The three relations the push plan reads, as dbt would leave them: golden phones differ."""
+    """The three relations the flow's planner reads (``include/push/flows.py``), as dbt would
+    leave them: the golden phones differ from the CRM's."""
     conn.execute("create schema staging; create schema marts")
     conn.execute(
         "create table staging.stg_crm__accounts (account_id text, mobile_e164 text, phone_e164 text, "
-        "email text)"
+        "email text, source_updated_at timestamptz)"
     )
     conn.execute(
         "create table marts.customer_crosswalk (source_system text, source_record_id text, "
@@ -58,20 +61,21 @@ def _build_marts(conn, accounts: list[dict]) -> None:
     )
     conn.execute(
         "create table marts.dim_customer (customer_key text, customer_type text, customer_name text, "
-        "mobile_e164 text, phone_e164 text, email text)"
+        "mobile_e164 text, phone_e164 text, email text, source_systems text)"
     )
     for i, (account, phone) in enumerate(zip(accounts, GOLDEN, strict=True)):
+        email = (account.get("email") or "").strip().lower() or None  # staging standardises it
         conn.execute(
-            "insert into staging.stg_crm__accounts values (%s, null, null, %s)",
-            (account["id"], account.get("email")),
+            "insert into staging.stg_crm__accounts values (%s, null, null, %s, %s)",
+            (account["id"], email, account["updated_at"]),  # our last read of it
         )
         conn.execute(
             "insert into marts.customer_crosswalk values ('crm', %s, %s, now() - interval '1 hour')",
             (account["id"], f"k{i}"),
         )
         conn.execute(
-            "insert into marts.dim_customer values (%s, 'company', %s, %s, null, %s)",
-            (f"k{i}", account.get("account_name") or "客户", phone, account.get("email")),
+            "insert into marts.dim_customer values (%s, 'company', %s, %s, null, %s, 'crm')",
+            (f"k{i}", account.get("account_name") or "客户", phone, email),
         )
     conn.commit()
 
@@ -99,7 +103,7 @@ def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, cr
     with psycopg.connect(fresh_db.url) as conn:
         ensure_monitoring(conn, load_monitoring(), load_sources())
         for source in load_sources():
-            # CRM 30 h behind (past its error SLA), OA a month behind: push_crm only reads the CRM
+            # CRM 30 h behind (past its error SLA), OA a month behind: the flow only reads the CRM
             age = {"crm": timedelta(hours=30), "oa": timedelta(days=30)}.get(
                 source.name, timedelta(minutes=5)
             )
@@ -123,13 +127,21 @@ def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, cr
             }
         ),
     )
-    dag = DagBag(dag_folder="dags/push_crm.py").dags["push_crm"]
-    sensors = [t for t in dag.tasks if t.task_id.startswith("wait_for_")]
-    assert {t.task_id for t in sensors} == {
-        "wait_for_source_crm",
-        "wait_for_mart_marts__dim_customer",
-        "wait_for_mart_marts__customer_crosswalk",
+    full = DagBag(dag_folder="dags/push_flows.py").dags["push_flows"]
+    # the flow's task group and everything upstream of it: nothing of the other flows
+    dag = full.partial_subset(task_ids=[f"{FLOW}.finish"], include_upstream=True)
+    assert {t.task_id for t in dag.tasks} == {
+        f"{FLOW}.{t}"
+        for t in (
+            "wait_for_source_crm",
+            "wait_for_mart_marts__dim_customer",
+            "wait_for_mart_marts__customer_crosswalk",
+            "plan",
+            "send_crm_accounts",
+            "finish",
+        )
     }
+    sensors = [t for t in dag.tasks if ".wait_for_" in t.task_id]
     for sensor in sensors:
         assert sensor.mode == "reschedule"
         sensor.poke_interval = 1  # seconds, for the test; monitoring.yaml says minutes
@@ -147,7 +159,7 @@ def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, cr
                 for entity in crm.entities:
                     _extract_run(conn, "crm", entity.name, datetime.now(UTC))
                 conn.commit()
-                landed["pushes_before"] = conn.execute("select count(*) from ops.push_runs").fetchone()[0]
+                landed["runs_before"] = conn.execute("select count(*) from ops.sync_runs").fetchone()[0]
 
         recovery = threading.Thread(target=crm_extract_lands_once_the_alert_is_out, daemon=True)
         recovery.start()
@@ -155,21 +167,26 @@ def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, cr
         recovery.join(timeout=5)
 
     assert str(run.state) == "success"
-    assert landed["pushes_before"] == 0  # nothing was pushed while the CRM was stale
+    assert landed["runs_before"] == 0  # nothing was planned or pushed while the CRM was stale
     texts = hook.texts()
     assert len(texts) == 2, texts  # one alert, one recovery: the stale pokes in between sent nothing
     assert texts[0].startswith("**[c360 ALERT CRITICAL] source:crm freshness**")
-    assert "Holding push_crm" in texts[0] and f"error after {crm.freshness.error_after_hours} h" in texts[0]
-    assert "/dags/push_crm/runs/" in texts[0] and "/tasks/wait_for_source_crm" in texts[0]
+    assert "Holding push_flows" in texts[0] and f"error after {crm.freshness.error_after_hours} h" in texts[0]
+    assert "/dags/push_flows/runs/" in texts[0] and f"/tasks/{FLOW}.wait_for_source_crm" in texts[0]
     assert texts[1].startswith("**[c360 RECOVERED] source:crm freshness**")
-    assert "push_crm" in texts[1] and "goes on" in texts[1]
+    assert "push_flows" in texts[1] and "goes on" in texts[1]
     assert not any("source:oa" in t for t in texts)  # OA is stale but nobody here waits on it
 
     with psycopg.connect(fresh_db.url) as conn:
-        assert conn.execute("select sent, accepted, rejected from ops.push_runs").fetchall() == [(3, 3, 0)]
+        assert conn.execute("select record_key, error from ops.sync_rejects").fetchall() == []
+        assert conn.execute(
+            "select flow, sent, succeeded, rejected, status from ops.sync_runs"
+        ).fetchall() == [(FLOW, 3, 3, 0, "success")]
     with httpx.Client(base_url=crm_api, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
         after = {
             a["id"]: a["phone"]
             for a in api.get("/crm/v1/accounts", params={"page_size": 2000}).json()["data"]
         }
+        keys = api.get("/_admin/idempotency").json()
     assert [after[a["id"]] for a in accounts] == GOLDEN
+    assert keys["keys"] == 3 and keys["repeated"] == 0  # each account written once, by its own key

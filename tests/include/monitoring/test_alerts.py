@@ -39,7 +39,7 @@ STALE = Alert(
     severity="warning",
     title="source:crm freshness",
     detail="crm: last successful extract 7.0 h ago (SLA 6 h)",
-    link="http://127.0.0.1:8080/dags/push_crm/runs/r1/tasks/wait_for_source_crm?try_number=1",
+    link="http://127.0.0.1:8080/dags/push_flows/runs/r1/tasks/crm_golden_contacts.wait_for_source_crm?try_number=1",
 )
 
 
@@ -97,7 +97,7 @@ def test_one_message_per_state_change_with_escalation_and_recovery(conn, monkeyp
     ]
     assert mailbox.recipients == [["oncall@example.com"], ["oncall@example.com"]]
     html = mailbox.messages[0].get_payload()[0].get_payload(decode=True).decode()
-    assert "25 h ago" in html and 'href="http://127.0.0.1:8080/dags/push_crm/runs/r1' in html
+    assert "25 h ago" in html and 'href="http://127.0.0.1:8080/dags/push_flows/runs/r1' in html
     logged = conn.execute(
         "select transition, channel, delivered from monitoring.alert_log order by sent_at, channel"
     ).fetchall()

@@ -15,11 +15,14 @@ from tests.receivers import alert_connections, webhook_receiver
 class FinishedTask:
     """What a callback reads from ``context["ti"]`` (Airflow hands it a RuntimeTaskInstance)."""
 
-    dag_id: str = "push_crm"
-    task_id: str = "push_accounts"
+    dag_id: str = "push_flows"
+    task_id: str = "crm_golden_contacts.send_crm_accounts"
     run_id: str = "scheduled__2026-11-25T10:00:00+00:00"
     try_number: int = 3
-    log_url: str = "http://127.0.0.1:8080/dags/push_crm/runs/scheduled__2026-11-25T10%3A00%3A00%2B00%3A00/tasks/push_accounts?try_number=3"
+    log_url: str = (
+        "http://127.0.0.1:8080/dags/push_flows/runs/scheduled__2026-11-25T10%3A00%3A00%2B00%3A00"
+        "/tasks/crm_golden_contacts.send_crm_accounts?try_number=3"
+    )
 
 
 def _warehouse(monkeypatch, db) -> None:
@@ -38,16 +41,18 @@ def test_failure_then_success_is_one_alert_and_one_recovery(fresh_db, monkeypatc
     with webhook_receiver() as hook:
         alert_connections(monkeypatch, hook)
         on_task_success({"ti": FinishedTask(run_id="earlier")})  # nothing was wrong: no message
-        error = RuntimeError("the CRM rejected every change of run push-1")
+        error = RuntimeError("crm_accounts unavailable, 3 records stay queued")
         on_task_failure({"ti": FinishedTask(), "exception": error})
         on_task_failure({"ti": FinishedTask(), "exception": error})  # the next run fails the same way
         on_task_success({"ti": FinishedTask(run_id="later")})
     texts = hook.texts()
     assert len(texts) == 2
-    assert texts[0].startswith("**[c360 ALERT CRITICAL] task push_crm.push_accounts**")
-    assert "try 3 failed: RuntimeError: the CRM rejected every change" in texts[0]
+    assert texts[0].startswith(
+        "**[c360 ALERT CRITICAL] task push_flows.crm_golden_contacts.send_crm_accounts**"
+    )
+    assert "try 3 failed: RuntimeError: crm_accounts unavailable" in texts[0]
     assert FinishedTask.log_url in texts[0]
-    assert texts[1].startswith("**[c360 RECOVERED] task push_crm.push_accounts**")
+    assert texts[1].startswith("**[c360 RECOVERED] task push_flows.crm_golden_contacts.send_crm_accounts**")
     assert "Run later succeeded." in texts[1]
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from include.extract.runner import extract_entity
 from include.monitoring.alerts import alert_on_health
@@ -44,28 +45,93 @@ def all_sources_extracted(conn, ago=timedelta(minutes=10)):
             add_run(conn, source.name, entity.name, ago=ago)
 
 
-def add_push(conn, target, *, ago, statuses):
-    run_id = f"push-{uuid.uuid4().hex[:8]}"
+FLOW, TARGET = "crm_golden_contacts", "crm_accounts"
+
+
+def add_sync_run(conn, *, ago, outcomes, flow=FLOW, target=TARGET, unavailable=False):
+    """One finished run of ``flow`` as the sync engine leaves it: per record ``A<i>`` its outcome
+    (``updated``, ``rejected`` or ``conflict``) in the outbox, sync state, rejects and conflicts.
+    A record still open in the outbox (queued or rejected before) is retried, not queued again.
+    ``unavailable``: the target was down, everything stays queued."""
+    run_id = f"{flow}-{uuid.uuid4().hex[:12]}"
     at = NOW - ago
+    counts = {s: sum(o == s for o in outcomes) for s in ("updated", "rejected", "conflict")}
+    run_status = (
+        "target_unavailable"
+        if unavailable
+        else "partial"
+        if counts["rejected"] or counts["conflict"]
+        else "success"
+    )
+    send = {"target": target, "error": "connection refused" if unavailable else None}
     conn.execute(
-        "insert into ops.push_runs values (%s, %s, %s, %s, %s, %s, %s, %s, 0)",
+        "insert into ops.sync_runs (run_id, flow, dry_run, started_at, finished_at, considered, queued, "
+        "sent, succeeded, rejected, conflicts, unavailable, status, detail) "
+        "values (%s, %s, false, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
         (
             run_id,
-            target,
+            flow,
+            at - timedelta(seconds=30),
             at,
-            at,
-            len(statuses),
-            len(statuses),
-            sum(s != "rejected" for s in statuses),
-            sum(s == "rejected" for s in statuses),
+            len(outcomes),
+            len(outcomes),
+            0 if unavailable else len(outcomes),
+            0 if unavailable else counts["updated"],
+            0 if unavailable else counts["rejected"],
+            0 if unavailable else counts["conflict"],
+            len(outcomes) if unavailable else 0,
+            run_status,
+            Jsonb({f"send_{target}": send}),
         ),
     )
-    for i, status in enumerate(statuses):
-        conn.execute(
-            "insert into ops.push_log (run_id, target, record_id, customer_key, payload, payload_hash, "
-            "status, pushed_at) values (%s, %s, %s, %s, '{}', 'h', %s, %s)",
-            (run_id, target, f"A{i}", f"k{i}", status, at),
+    for i, outcome in enumerate(outcomes):
+        key = f"A{i}"
+        open_row = conn.execute(
+            "select id from ops.sync_outbox where flow = %s and target = %s and record_key = %s "
+            "and status in ('pending', 'rejected')",
+            (flow, target, key),
+        ).fetchone()
+        outbox_id = (
+            open_row[0]
+            if open_row
+            else conn.execute(
+                "insert into ops.sync_outbox (flow, target, record_key, customer_key, payload, payload_hash, "
+                "enqueued_at, updated_at) values (%s, %s, %s, %s, '{}', 'h', %s, %s) returning id",
+                (flow, target, key, f"k{i}", at - timedelta(seconds=20), at - timedelta(seconds=20)),
+            ).fetchone()[0]
         )
+        if unavailable:
+            continue
+        new_status = {"updated": "acked", "rejected": "rejected", "conflict": "conflict"}[outcome]
+        conn.execute(
+            "update ops.sync_outbox set status = %s, attempts = attempts + 1, last_run_id = %s, "
+            "updated_at = %s where id = %s",
+            (new_status, run_id, at, outbox_id),
+        )
+        if outcome == "updated":
+            conn.execute(
+                "insert into ops.sync_state (flow, target, record_key, acked_hash, acked_payload, acked_at) "
+                "values (%s, %s, %s, 'h', '{}', %s) on conflict (flow, target, record_key) "
+                "do update set acked_at = excluded.acked_at",
+                (flow, target, key, at),
+            )
+            conn.execute(
+                "update ops.sync_rejects set resolved_at = %s where flow = %s and target = %s "
+                "and record_key = %s and resolved_at is null",
+                (at, flow, target, key),
+            )
+        elif outcome == "rejected":
+            conn.execute(
+                "insert into ops.sync_rejects (run_id, flow, target, record_key, outbox_id, payload, error, "
+                "attempt, rejected_at) values (%s, %s, %s, %s, %s, '{}', 'invalid phone', 1, %s)",
+                (run_id, flow, target, key, outbox_id, at),
+            )
+        else:
+            conn.execute(
+                "insert into ops.sync_conflicts (run_id, flow, target, record_key, outbox_id, payload, "
+                "payload_hash, detected_at) values (%s, %s, %s, %s, %s, '{}', 'h', %s)",
+                (run_id, flow, target, key, outbox_id, at),
+            )
     return run_id
 
 
@@ -108,23 +174,59 @@ def test_quarantine_rate_is_judged_over_the_last_day(conn):
     assert rate["status"] == "amber"
 
 
+def flow_checks(conn):
+    conn.commit()
+    return {c["check_name"]: c for c in health_checks(conn) if c["area"] == "flow"}
+
+
 def test_flows_reject_backlog_outbox_age_and_last_push(conn):
     all_sources_extracted(conn)
-    add_push(conn, "crm.accounts", ago=timedelta(hours=8), statuses=["updated", "rejected", "rejected"])
-    # A1 rejected again (waiting since the first run), A2 accepted this time
-    add_push(conn, "crm.accounts", ago=timedelta(minutes=5), statuses=["updated", "rejected", "updated"])
-    checks = {c["check_name"]: c for c in health_checks(conn) if c["area"] == "flow"}
+    assert flow_checks(conn) == {}  # a flow that never ran has nothing to judge
+    add_sync_run(conn, ago=timedelta(hours=8), outcomes=["updated", "rejected", "rejected"])
+    # A1 rejected again (waiting since the first run), A2 acknowledged this time
+    add_sync_run(conn, ago=timedelta(minutes=5), outcomes=["updated", "rejected", "updated"])
+    checks = flow_checks(conn)
+    assert {c["subject"] for c in checks.values()} == {"crm_golden_contacts.crm_accounts"}
+    assert {c["system"] for c in checks.values()} == {"crm"}  # the target's system, from targets.yaml
     assert checks["reject_backlog"]["value"] == 1
     assert checks["reject_backlog"]["status"] == "amber"
     assert float(checks["outbox_age_h"]["value"]) == pytest.approx(8, abs=0.05)
     assert checks["outbox_age_h"]["status"] == "amber"
+    assert float(checks["last_push_age_h"]["value"]) == pytest.approx(5 / 60, abs=0.01)
     assert checks["last_push_age_h"]["status"] == "green"
+    assert checks["open_conflicts"]["value"] == 0
     assert status(conn)["crm"] == "amber"
 
-    add_push(conn, "crm.accounts", ago=timedelta(minutes=1), statuses=["rejected"] * 60)
+    add_sync_run(conn, ago=timedelta(minutes=3), outcomes=["rejected"] * 60)
+    assert flow_checks(conn)["reject_backlog"]["value"] == 60
     assert status(conn)["crm"] == "red"
-    conn.execute("delete from ops.push_log where status = 'rejected'")
+    add_sync_run(conn, ago=timedelta(minutes=1), outcomes=["updated"] * 60)  # every reject fixed
+    checks = flow_checks(conn)
+    assert checks["reject_backlog"]["value"] == 0
+    assert checks["outbox_age_h"]["value"] == 0
     assert status(conn)["crm"] == "green"
+
+
+def test_conflicts_and_an_unavailable_target(conn):
+    all_sources_extracted(conn)
+    add_sync_run(conn, ago=timedelta(hours=30), outcomes=["updated", "conflict"])
+    # the CRM was down for the later runs: nothing acknowledged, everything still queued
+    add_sync_run(conn, ago=timedelta(hours=7), outcomes=["updated", "updated", "updated"], unavailable=True)
+    add_sync_run(conn, ago=timedelta(minutes=2), outcomes=["updated", "updated", "updated"], unavailable=True)
+    checks = flow_checks(conn)
+    assert checks["open_conflicts"]["value"] == 1
+    assert checks["open_conflicts"]["status"] == "amber"
+    assert float(checks["last_push_age_h"]["value"]) == pytest.approx(30, abs=0.05)  # not the failed runs
+    assert checks["last_push_age_h"]["status"] == "red"
+    assert float(checks["outbox_age_h"]["value"]) == pytest.approx(7, abs=0.05)  # A2 queued 7 h ago
+    assert checks["outbox_age_h"]["status"] == "amber"
+    assert "RED crm_golden_contacts.crm_accounts/last_push_age_h" in pipeline_health(conn)["crm"]["summary"]
+
+    conn.execute("delete from ops.sync_runs")
+    add_sync_run(conn, ago=timedelta(minutes=1), outcomes=["updated"], unavailable=True)
+    checks = flow_checks(conn)
+    assert checks["last_push_age_h"]["status"] == "red"  # ran, but never pushed
+    assert checks["last_push_age_h"]["detail"] == "no successful push recorded"
 
 
 def test_end_to_end_latency_per_push_run(conn):
@@ -135,34 +237,46 @@ def test_end_to_end_latency_per_push_run(conn):
         "create table marts.customer_crosswalk (source_system text, source_record_id text, "
         "customer_key text, source_updated_at timestamptz)"
     )
-    run_id = add_push(conn, "crm.accounts", ago=timedelta(minutes=1), statuses=["updated"] * 3)
+    run_id = add_sync_run(conn, ago=timedelta(minutes=1), outcomes=["updated"] * 3 + ["rejected"])
     pushed = conn.execute(
-        "select pushed_at from ops.push_log where run_id = %s limit 1", (run_id,)
+        "select updated_at from ops.sync_outbox where last_run_id = %s and status = 'acked' limit 1",
+        (run_id,),
     ).fetchone()[0]
     conn.execute(
         "insert into marts.customer_crosswalk values ('erp', 'E0', 'k0', %s), ('crm', 'C0', 'k0', %s), "
-        "('oa', 'O1', 'k1', %s), ('oa', 'O2', 'k1', %s), ('erp', 'E2', 'k2', %s)",
+        "('oa', 'O1', 'k1', %s), ('oa', 'O2', 'k1', %s), ('erp', 'E2', 'k2', %s), ('crm', 'C3', 'k3', %s)",
         (
             pushed - timedelta(minutes=90),
             pushed - timedelta(minutes=30),  # k0: its newest change before the push, 30 min
             pushed - timedelta(minutes=10),  # k1: 10 min ...
             pushed + timedelta(minutes=5),  # ... a change after the push is not what was pushed
             pushed - timedelta(days=300),  # k2: changed before the pipeline existed: counted from the
-        ),  # first ERP extract, two days (and a minute) before the push
+            # first ERP extract, two days (and a minute) before the push
+            pushed - timedelta(minutes=1),  # k3: rejected, so never pushed: not measured
+        ),
     )
-    assert measure_push_latency(conn) == 1
+    assert measure_push_latency(conn) == 1  # the run's one target
     assert measure_push_latency(conn) == 0  # each run measured once
-    n, p50, worst = conn.execute(
-        "select measured_records, p50_min, max_min from monitoring.push_latency where run_id = %s", (run_id,)
+    flow, target, n, p50, worst = conn.execute(
+        "select flow, target, measured_records, p50_min, max_min from monitoring.push_latency "
+        "where run_id = %s",
+        (run_id,),
     ).fetchone()
     first_erp = conn.execute("select min(started_at) from ops.extract_runs where source = 'erp'").fetchone()[
         0
     ]
+    assert (flow, target) == (FLOW, TARGET)
     assert n == 3
     assert float(p50) == pytest.approx(30)
     assert float(worst) == pytest.approx((pushed - first_erp).total_seconds() / 60)
     check = next(c for c in health_checks(conn) if c["check_name"] == "e2e_latency_p95_min")
     assert check["status"] == "red"  # p95 is the two-day-old change: past 12 h
+
+    # a later run that acknowledged nothing (nothing changed) keeps the last measured latency
+    add_sync_run(conn, ago=timedelta(seconds=10), outcomes=[])
+    assert measure_push_latency(conn) == 1
+    check = next(c for c in health_checks(conn) if c["check_name"] == "e2e_latency_p95_min")
+    assert check["status"] == "red"
 
 
 def test_data_checks_catch_duplicates_nulls_and_a_shrunken_mart(conn):

@@ -19,6 +19,16 @@
     comment on table steward.identity_overrides is
         'Data stewards'' identity decisions: two customer records (''source:id'') are the same customer or never are. Always win over the rules; the newest decision on a pair counts.';
 
+    {#- Erasure requests (PIPL): the sync-back engine records every erased record here
+        (include/push/erasure.py; same columns as its DDL). Identity resolution leaves them out. -#}
+    create schema if not exists ops;
+    create table if not exists ops.erasure_tombstones (
+        customer_key     text not null,
+        source_system    text not null,
+        source_record_id text not null,
+        primary key (source_system, source_record_id)
+    );
+
     create schema if not exists intermediate;
     create or replace function intermediate.connected_components(edges_query text)
     returns table (node_id text, component_id text)

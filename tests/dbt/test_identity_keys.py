@@ -46,7 +46,7 @@ class Warehouse:
         with psycopg.connect(self.db.url, autocommit=True) as conn:
             conn.execute(sql, params)
 
-    def keys(self) -> dict[str, str]:
+    def customer_keys(self) -> dict[str, str]:
         rows = self.query(
             "select source_system, source_record_id, customer_key from marts.customer_crosswalk"
         )
@@ -87,14 +87,14 @@ def wh(pg_server: PgUrl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
 
 def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse) -> None:
     wh.run()
-    first = wh.keys()
+    first = wh.customer_keys()
     issued = set(first.values())
     assert len(issued) == len(wh.query("select * from marts.dim_customer"))
 
     # An identical rerun gives identical keys and writes no assignment.
     (written,) = wh.query("select max(changed_at) from intermediate.int_customer_key_assignments")
     wh.run()
-    assert wh.keys() == first
+    assert wh.customer_keys() == first
     assert wh.query("select max(changed_at) from intermediate.int_customer_key_assignments") == [written]
 
     # A new customer gets a new key; nobody else's key moves.
@@ -111,7 +111,7 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
         },
     )
     wh.run()
-    second = wh.keys()
+    second = wh.customer_keys()
     new_key = second.pop("crm:A900")
     assert second == first
     assert new_key not in issued
@@ -122,7 +122,7 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
     old_key = first["erp:C007"]
     wh.steward("crm:A900", "erp:C007", "same", "客户来电核实: 同一人")
     wh.run()
-    merged = wh.keys()
+    merged = wh.customer_keys()
     assert merged["crm:A900"] == merged["erp:C007"] == merged["oa:OA7"] == old_key
     assert wh.lookup(new_key) == ("alias", old_key)
     assert wh.query("select count(*) from marts.dim_customer where customer_key = %s", (new_key,)) == [(0,)]
@@ -134,7 +134,7 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
     # key, OA7 gets a key never given before.
     wh.steward("erp:C007", "oa:OA7", "never", "不同法人")
     wh.run()
-    split = wh.keys()
+    split = wh.customer_keys()
     assert split["erp:C007"] == split["crm:A900"] == old_key
     assert split["oa:OA7"] not in issued
     issued.add(split["oa:OA7"])
@@ -143,7 +143,7 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
     lone_key = split["crm:A004"]
     wh.land("crm", "accounts", "A004", {"id": "A004", "_deleted": True}, deleted=True)
     wh.run()
-    after = wh.keys()
+    after = wh.customer_keys()
     assert "crm:A004" not in after
     assert wh.lookup(lone_key) == ("retired", None)
     assert {k: v for k, v in after.items()} == {k: v for k, v in split.items() if k != "crm:A004"}
@@ -152,15 +152,31 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
     assert wh.query("select count(*) from marts.customer_key_lookup") == [(len(issued),)]
 
 
+def test_an_erased_record_leaves_identity_resolution_and_its_key_is_retired(wh: Warehouse) -> None:
+    record = {"id": "A950", "account_name": "钱删除", "account_type": "person", "phone": "13522223333"}
+    wh.land("crm", "accounts", "A950", {**record, "updated_at": datetime.now(UTC).isoformat()})
+    wh.run()
+    key = wh.customer_keys()["crm:A950"]
+    wh.execute(
+        "insert into ops.erasure_tombstones (customer_key, source_system, source_record_id) "
+        "values (%s, 'crm', 'A950')",
+        (key,),
+    )
+    wh.run()
+    assert "crm:A950" not in wh.customer_keys()
+    assert wh.lookup(key) == ("retired", None)  # the key stays, as a tombstone, never given again
+    assert wh.query("select count(*) from marts.dim_customer where customer_key = %s", (key,)) == [(0,)]
+
+
 def test_a_record_tied_to_two_companies_by_name_alone_joins_neither(wh: Warehouse) -> None:
     """华信科技 names two companies with different credit codes (erp:C008 Beijing, crm:A008 Shanghai):
     a lead that only says 华信科技 must not chain them into one customer, nor join either."""
     if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
         wh.run()
-    before = wh.keys()
+    before = wh.customer_keys()
     wh.land("oa", "customer_archive", "OA-HX", {"archive_id": "OA-HX", "customer_name": "华信科技有限公司"})
     wh.run()
-    after = wh.keys()
+    after = wh.customer_keys()
     assert after["erp:C008"] == before["erp:C008"] != after["crm:A008"] == before["crm:A008"]
     assert after["oa:OA-HX"] not in (after["erp:C008"], after["crm:A008"])
     assert wh.query(
@@ -172,12 +188,12 @@ def test_a_record_tied_to_two_companies_by_name_alone_joins_neither(wh: Warehous
 def test_a_cluster_over_the_size_limit_is_not_merged_but_reported(wh: Warehouse) -> None:
     if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
         wh.run()  # run alone: the story above has not built the warehouse
-    before = wh.keys()
+    before = wh.customer_keys()
     group = ["crm:A001", "erp:C001", "oa:OA1", "marketing:a1b2c3d4e5f60718:2"]
     assert len({before[r] for r in group}) == 1
     identity = _identity_vars(max_cluster_size=3)
     wh.run("--vars", json.dumps({"identity": identity}))
-    after = wh.keys()
+    after = wh.customer_keys()
     assert len({after[r] for r in group}) == 4  # kept apart
     assert after["crm:A001"] == before["crm:A001"]  # one part keeps the key, the others get new ones
     assert wh.query("select component_id, component_size from marts.identity_oversized_clusters") == [

@@ -23,6 +23,10 @@ marketing_leads as (
     select * from {{ ref('stg_marketing__leads') }}
 ),
 
+erased as (
+    select * from {{ source('ops', 'erasure_tombstones') }}
+),
+
 unioned as (
     select
         'crm' as source_system,
@@ -148,6 +152,11 @@ final as (
         source_updated_at,
         loaded_at
     from unioned
+    {#- a record whose person was erased takes no part in identity resolution any more #}
+    where not exists (
+        select 1 from erased
+        where erased.source_system = unioned.source_system and erased.source_record_id = unioned.source_record_id
+    )
 )
 
 select * from final

@@ -23,14 +23,21 @@ from include.push.flows import ERASED_NAME
 #: customer's source record, personal fields). ``None`` as the pointer: the record id itself.
 PERSONAL_FIELDS: dict[str, list[tuple[str, str | None, list[str]]]] = {
     "crm": [
-        ("raw_crm.accounts", None, ["account_name", "id_card_no", "phone", "email", "address"]),
+        ("raw_crm.accounts", None, ["account_name", "id_card_no_sha256", "phone", "email", "address"]),
         ("raw_crm.contacts", "account_id", ["full_name", "mobile", "email"]),
     ],
     "erp": [
         (
             "raw_erp.customer_master",
             None,
-            ["cust_name", "id_card_no", "contact_person", "contact_tel", "contact_email", "reg_address"],
+            [
+                "cust_name",
+                "id_card_no_sha256",
+                "contact_person",
+                "contact_tel",
+                "contact_email",
+                "reg_address",
+            ],
         )
     ],
     "oa": [
@@ -41,12 +48,12 @@ PERSONAL_FIELDS: dict[str, list[tuple[str, str | None, list[str]]]] = {
         )
     ],
     "callcenter": [
-        ("raw_callcenter.callers", None, ["name", "phone", "alt_phone", "email", "id_card_no"]),
+        ("raw_callcenter.callers", None, ["name", "phone", "alt_phone", "email", "id_card_no_sha256"]),
         ("raw_callcenter.contact_changes", "caller_id", ["old_value", "new_value"]),
     ],
     "marketing": [("raw_marketing.leads", None, ["lead_name", "mobile", "email"])],
 }
-GOLDEN_PERSONAL = ["id_card_no", "mobile_e164", "phone_e164", "email", "address"]
+GOLDEN_PERSONAL = ["id_card_hash", "mobile_e164", "phone_e164", "email", "address"]
 
 
 def _exists(conn: psycopg.Connection, relation: str) -> bool:

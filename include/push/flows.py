@@ -121,7 +121,8 @@ def _important(flow: Flow) -> sql.Composable:
 
 
 def important_new_customers_erp(flow: Flow) -> sql.Composable:
-    """An ERP customer-master record for each new important CRM customer."""
+    """An ERP customer-master record for each new important CRM customer. No resident ID number:
+    the warehouse holds only its hash (include/identity/pii.py); finance collects it itself."""
     return _important(flow) + sql.SQL(
         """
 select 'erp_customer_master' as target, i.customer_key as record_key, i.customer_key,
@@ -129,7 +130,6 @@ select 'erp_customer_master' as target, i.customer_key as record_key, i.customer
            'cust_name', i.customer_name,
            'cust_type', case i.customer_type when 'company' then '企业' else '个人' end,
            'tax_no', i.uscc,
-           'id_card_no', i.id_card_no,
            'contact_tel', coalesce(i.mobile_e164, i.phone_e164),
            'contact_email', i.email,
            'reg_address', i.address,

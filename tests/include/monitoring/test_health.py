@@ -19,6 +19,16 @@ from tests.conftest import create_database, drop_database
 from tests.receivers import alert_connections, webhook_receiver
 
 NOW = datetime.now(UTC)
+
+
+@pytest.fixture(autouse=True)
+def _now():
+    """Ages are built from the test's own start, not from when the module was collected (a long
+    suite runs a test minutes after collecting it)."""
+    global NOW
+    NOW = datetime.now(UTC)
+
+
 SETTINGS = load_monitoring()
 SOURCES = load_sources()
 

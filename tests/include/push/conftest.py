@@ -24,7 +24,7 @@ WAREHOUSE_DDL = """
 create schema marts;
 create schema staging;
 create table marts.dim_customer (
-    customer_key text primary key, customer_type text, customer_name text, uscc text, id_card_no text,
+    customer_key text primary key, customer_type text, customer_name text, uscc text, id_card_hash text,
     mobile_e164 text, phone_e164 text, email text, province text, city text, address text,
     source_systems text
 );

@@ -76,8 +76,13 @@ def send_task(
     return result.__dict__
 
 
-def finish_task(flow_name: str, plan: dict[str, Any]) -> dict[str, Any]:
+def finish_task(flow_name: str, plan: dict[str, Any] | None) -> dict[str, Any]:
     flow = load_targets().flow(flow_name)
+    if not plan:  # finish runs whatever happened upstream (all_done): say why there is nothing
+        raise RuntimeError(
+            f"flow {flow.name}: its plan task did not complete (a freshness gate timed out or the plan "
+            "failed: see that task's log); nothing was queued or sent"
+        )
     with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
         summary = engine.finish_run(conn, plan["run_id"])
         piled = engine.open_rejects(conn, flow)

@@ -55,6 +55,11 @@ def say(message: str) -> None:
     print(f"[c360] {message}", flush=True)
 
 
+def airflow_port() -> int:
+    """The Airflow UI/API port of `make up` (C360_AIRFLOW_PORT, default 8080)."""
+    return int(os.environ.get("C360_AIRFLOW_PORT", "8080"))
+
+
 def airflow_home() -> Path:
     return data_dir() / "airflow"
 
@@ -144,6 +149,7 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(airflow_port()),
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
@@ -295,7 +301,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print()
     print(f"connect with:  psql {warehouse_url}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")
-    print("Airflow UI:    make up    (then open http://127.0.0.1:8080)")
+    print(f"Airflow UI:    make up    (then open http://127.0.0.1:{airflow_port()})")
 
 
 def quality(args: argparse.Namespace) -> int:
@@ -357,7 +363,7 @@ def up(args: argparse.Namespace) -> int:
     env = setup()
     pid = _read_pid(_pidfile())
     if pid:
-        say(f"Airflow already running (pid {pid}): http://127.0.0.1:8080")
+        say(f"Airflow already running (pid {pid}): http://127.0.0.1:{airflow_port()}")
         return 0
     with open(airflow_home() / "standalone.log", "ab") as log:
         proc = subprocess.Popen(
@@ -373,8 +379,10 @@ def up(args: argparse.Namespace) -> int:
 
     for _ in range(180):
         try:
-            if httpx.get("http://127.0.0.1:8080/api/v2/monitor/health", timeout=2).status_code == 200:
-                say(f"Airflow UI: http://127.0.0.1:8080 (log: {airflow_home() / 'standalone.log'})")
+            health = f"http://127.0.0.1:{airflow_port()}/api/v2/monitor/health"
+            if httpx.get(health, timeout=2).status_code == 200:
+                log = airflow_home() / "standalone.log"
+                say(f"Airflow UI: http://127.0.0.1:{airflow_port()} (log: {log})")
                 return 0
         except httpx.HTTPError:
             pass

@@ -79,8 +79,10 @@
 
 {#- The evidence rows one exact rule gives: every pair of records sharing the rule's value, among
     values held by 2..max_records_per_value records. `values_cte` has customer_record_id,
-    customer_type, match_name, and the rule's field. -#}
-{% macro exact_rule_evidence(rule, values_cte) -%}
+    customer_type, match_name, and the rule's field. `scope`: a relation or CTE of
+    customer_record_ids; when given, only the pairs with a record in it (incremental runs: the values
+    those records hold, each looked up by index). -#}
+{% macro exact_rule_evidence(rule, values_cte, scope=none) -%}
     {%- set cfg = var('identity') -%}
     {%- set field = rule['field'] -%}
     select
@@ -96,6 +98,30 @@
         null::numeric(5, 4) as similarity,
         {%- endif %}
         {{ rule['score'] }}::numeric(5, 4) as score
+    {%- if scope %}
+    from (
+        select scoped.value
+        from (
+            select distinct {{ field }} as value
+            from {{ values_cte }}
+            where
+                customer_record_id = any(array(select customer_record_id from {{ scope }}))
+                and {{ field }} is not null
+        ) as scoped
+        cross join lateral (
+            select count(*) as holders from {{ values_cte }} where {{ field }} = scoped.value
+        ) as held
+        where held.holders between 2 and {{ cfg['max_records_per_value'] }}
+    ) as shared
+    inner join {{ values_cte }} as a on a.{{ field }} = shared.value
+    inner join {{ values_cte }} as b
+        on b.{{ field }} = shared.value and a.customer_record_id < b.customer_record_id
+    where
+        (
+            a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+            or b.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+        )
+    {%- else %}
     from {{ values_cte }} as a
     inner join {{ values_cte }} as b
         on a.{{ field }} = b.{{ field }} and a.customer_record_id < b.customer_record_id
@@ -107,6 +133,7 @@
             group by {{ field }}
             having count(*) between 2 and {{ cfg['max_records_per_value'] }}
         )
+    {%- endif %}
         {%- if rule.get('same_type') %}
         and a.customer_type = b.customer_type
         {%- endif %}
@@ -125,8 +152,9 @@
 {%- endmacro %}
 
 {#- The evidence rows one fuzzy rule gives: pairs in the same block (equal `block_on` columns) whose
-    `field` values are similar (pg_trgm) but not equal, in blocks of at most max_block_size. -#}
-{% macro fuzzy_rule_evidence(rule, values_cte) -%}
+    `field` values are similar (pg_trgm) but not equal, in blocks of at most max_block_size.
+    `scope` as for exact_rule_evidence: only the blocks its records are in, and pairs with one of them. -#}
+{% macro fuzzy_rule_evidence(rule, values_cte, scope=none) -%}
     {%- set cfg = var('identity') -%}
     {%- set field = rule['field'] -%}
     {%- set blocks = rule['block_on'] -%}
@@ -141,6 +169,42 @@
         b.{{ field }}::text as value_b,
         {{ name_similarity('a.' ~ field, 'b.' ~ field) }}::numeric(5, 4) as similarity,
         {{ rule['score'] }}::numeric(5, 4) as score
+    {%- if scope %}
+    from (
+        select scoped.*
+        from (
+            select distinct {{ blocks | join(', ') }}
+            from {{ values_cte }}
+            where
+                customer_record_id = any(array(select customer_record_id from {{ scope }}))
+                and customer_type = '{{ rule["customer_type"] }}'
+                {%- for col in blocks %} and {{ col }} is not null{% endfor %}
+        ) as scoped
+        cross join lateral (
+            select count(*) as members from {{ values_cte }} as m
+            where m.customer_type = '{{ rule["customer_type"] }}'
+                {%- for col in blocks %} and m.{{ col }} = scoped.{{ col }}{% endfor %}
+        ) as block
+        where block.members between 2 and {{ cfg['max_block_size'] }}
+    ) as shared
+    inner join {{ values_cte }} as a on
+        {%- for col in blocks %}
+        a.{{ col }} = shared.{{ col }}{% if not loop.last %} and{% endif %}
+        {%- endfor %}
+    inner join {{ values_cte }} as b
+        on
+            {%- for col in blocks %}
+            b.{{ col }} = shared.{{ col }} and
+            {%- endfor %}
+            a.customer_record_id < b.customer_record_id
+    where
+        (
+            a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+            or b.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+        )
+        and a.{{ field }} <> b.{{ field }}
+        and a.customer_type = '{{ rule["customer_type"] }}' and b.customer_type = '{{ rule["customer_type"] }}'
+    {%- else %}
     from {{ values_cte }} as a
     inner join {{ values_cte }} as b
         on
@@ -158,6 +222,7 @@
             group by {{ blocks | join(', ') }}
             having count(*) between 2 and {{ cfg['max_block_size'] }}
         )
+    {%- endif %}
         and {{ name_similarity('a.' ~ field, 'b.' ~ field) }} >= {{ rule['similarity'] }}
 {%- endmacro %}
 
@@ -169,5 +234,21 @@
         similarity({{ a }}, {{ b }}),
         1 - levenshtein(left({{ a }}, 255), left({{ b }}, 255))::numeric
             / nullif(greatest(char_length({{ a }}), char_length({{ b }})), 0)
+    )
+{%- endmacro %}
+
+{#- int_customer_key_assignments: whether `key` was ever given (carried now or before by a record,
+    or known to the registry). `previous` is the model's CTE of the previous assignments. -#}
+{% macro key_was_issued(key, registry) -%}
+    (
+        {%- if is_incremental() %}
+        exists (select 1 from {{ this }} as issued where issued.customer_key = {{ key }})
+        or exists (select 1 from {{ this }} as issued where issued.previous_customer_key = {{ key }})
+        {%- if registry is not none %}
+        or exists (select 1 from {{ registry }} as issued where issued.customer_key = {{ key }})
+        {%- endif %}
+        or
+        {%- endif %}
+        exists (select 1 from previous where previous.customer_key = {{ key }})
     )
 {%- endmacro %}

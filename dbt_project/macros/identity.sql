@@ -77,27 +77,23 @@
     $cc$;
 {% endmacro %}
 
-{#- The evidence rows one exact rule gives: every pair of records sharing the rule's value, among
-    values held by 2..max_records_per_value records. `values_cte` has customer_record_id,
-    customer_type, match_name, and the rule's field. `scope`: a relation or CTE of
-    customer_record_ids; when given, only the pairs with a record in it (incremental runs: the values
-    those records hold, each looked up by index). -#}
-{% macro exact_rule_evidence(rule, values_cte, scope=none) -%}
+{#- Every pair of records sharing a value of `field`, among values held by 2..max_records_per_value
+    records (a value more records share, a switchboard or a placeholder email, is no evidence), with
+    both values, customer types and match names: what the exact rules on that field select from.
+    `values_cte` has customer_record_id, customer_type, match_name and the field. `scope`: a relation or
+    CTE of customer_record_ids; when given, only the pairs with a record in it (incremental runs: the
+    values those records hold, each looked up by index). -#}
+{% macro exact_field_pairs(field, values_cte, scope=none) -%}
     {%- set cfg = var('identity') -%}
-    {%- set field = rule['field'] -%}
     select
         a.customer_record_id as record_id_a,
         b.customer_record_id as record_id_b,
-        '{{ rule["name"] }}' as rule_name,
-        '{{ field }}' as matched_field,
         a.{{ field }}::text as value_a,
         b.{{ field }}::text as value_b,
-        {% if rule.get('name_similarity') -%}
-        {{ name_similarity('a.match_name', 'b.match_name') }}::numeric(5, 4) as similarity,
-        {%- else -%}
-        null::numeric(5, 4) as similarity,
-        {%- endif %}
-        {{ rule['score'] }}::numeric(5, 4) as score
+        a.customer_type as type_a,
+        b.customer_type as type_b,
+        a.match_name as name_a,
+        b.match_name as name_b
     {%- if scope %}
     from (
         select scoped.value
@@ -117,37 +113,56 @@
     inner join {{ values_cte }} as b
         on b.{{ field }} = shared.value and a.customer_record_id < b.customer_record_id
     where
-        (
-            a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
-            or b.customer_record_id = any(array(select customer_record_id from {{ scope }}))
-        )
+        a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+        or b.customer_record_id = any(array(select customer_record_id from {{ scope }}))
     {%- else %}
-    from {{ values_cte }} as a
+    from (
+        select {{ field }} as value
+        from {{ values_cte }}
+        where {{ field }} is not null
+        group by {{ field }}
+        having count(*) between 2 and {{ cfg['max_records_per_value'] }}
+    ) as shared
+    inner join {{ values_cte }} as a on a.{{ field }} = shared.value
     inner join {{ values_cte }} as b
-        on a.{{ field }} = b.{{ field }} and a.customer_record_id < b.customer_record_id
-    where
-        a.{{ field }} is not null
-        and a.{{ field }} in (
-            select {{ field }} from {{ values_cte }}
-            where {{ field }} is not null
-            group by {{ field }}
-            having count(*) between 2 and {{ cfg['max_records_per_value'] }}
-        )
+        on b.{{ field }} = shared.value and a.customer_record_id < b.customer_record_id
     {%- endif %}
+{%- endmacro %}
+
+{#- The evidence rows one exact rule gives, from the pairs of its field (exact_field_pairs):
+    `same_type` only records of one customer type, `cross_type` only a company and a person,
+    `customer_type` only that type, `min_length` no shorter values, `name_similarity` names at least
+    that alike. -#}
+{% macro exact_rule_evidence(rule, pairs_cte) -%}
+    select
+        record_id_a,
+        record_id_b,
+        '{{ rule["name"] }}' as rule_name,
+        '{{ rule["field"] }}' as matched_field,
+        value_a,
+        value_b,
+        {% if rule.get('name_similarity') -%}
+        {{ name_similarity('name_a', 'name_b') }}::numeric(5, 4) as similarity,
+        {%- else -%}
+        null::numeric(5, 4) as similarity,
+        {%- endif %}
+        {{ rule['score'] }}::numeric(5, 4) as score
+    from {{ pairs_cte }}
+    where true
         {%- if rule.get('same_type') %}
-        and a.customer_type = b.customer_type
+        and type_a = type_b
         {%- endif %}
         {%- if rule.get('cross_type') %}
-        and a.customer_type <> b.customer_type
+        and type_a <> type_b
         {%- endif %}
         {%- if rule.get('customer_type') %}
-        and a.customer_type = '{{ rule["customer_type"] }}' and b.customer_type = '{{ rule["customer_type"] }}'
+        and type_a = '{{ rule["customer_type"] }}' and type_b = '{{ rule["customer_type"] }}'
         {%- endif %}
         {%- if rule.get('min_length') %}
-        and char_length(a.{{ field }}::text) >= {{ rule['min_length'] }}
+        and char_length(value_a) >= {{ rule['min_length'] }}
         {%- endif %}
         {%- if rule.get('name_similarity') %}
-        and {{ name_similarity('a.match_name', 'b.match_name') }} >= {{ rule['name_similarity'] }}
+        and {{ name_similarity('name_a', 'name_b') }} >= {{ rule['name_similarity'] }}
         {%- endif %}
 {%- endmacro %}
 

@@ -44,18 +44,18 @@
 
 {#- Change logs. An incremental model that consumes a change log (an append-only model whose rows
     carry the time they were logged) remembers how far it has consumed it in
-    intermediate.incremental_progress (one row per consumer; made by create_incremental_progress):
+    ops.incremental_progress (one row per consumer; made by create_incremental_progress):
     a run takes every entry logged after that point, so a run that failed half-way is simply caught
     up by the next one, whichever models it reached. Recomputing an entry twice changes nothing. -#}
 {% macro create_incremental_progress() %}
-    create schema if not exists intermediate;
-    create table if not exists intermediate.incremental_progress (
+    create schema if not exists ops;
+    create table if not exists ops.incremental_progress (
         consumer text primary key,
         consumed_through timestamptz not null,
         updated_at timestamptz not null default now()
     );
-    alter table intermediate.incremental_progress add column if not exists config_hash text;
-    comment on table intermediate.incremental_progress is
+    alter table ops.incremental_progress add column if not exists config_hash text;
+    comment on table ops.incremental_progress is
         'How far each incremental model has consumed its change log (logged-at time of the newest entry it applied), and the identity configuration its rows were built with.';
 {% endmacro %}
 
@@ -65,7 +65,7 @@
     {%- if execute and not is_unit_test_fixture(log_relation) -%}
         {%- set query -%}
             select {{ to_microseconds('max(consumed_through)') }}
-            from intermediate.incremental_progress
+            from ops.incremental_progress
             where consumer = '{{ progress_consumer(log_relation) }}'
         {%- endset -%}
         {{ epoch_literal(run_query(query).columns[0].values()[0]) }}
@@ -110,7 +110,7 @@
 {#- Post-hook of a change-log consumer: it has now consumed `log_relation` up to the high water mark
     its SQL read (same statement, same transaction as the model's own writes). -#}
 {% macro mark_consumed(log_relation, column) -%}
-    insert into intermediate.incremental_progress (consumer, consumed_through)
+    insert into ops.incremental_progress (consumer, consumed_through)
     select '{{ progress_consumer(log_relation) }}', {{ log_high_water(log_relation, column) }}
     on conflict (consumer) do update
     set consumed_through = excluded.consumed_through, updated_at = now()
@@ -199,7 +199,7 @@
         {{- return(false) -}}
     {%- endif -%}
     {%- set query -%}
-        select config_hash from intermediate.incremental_progress where consumer = '{{ this.identifier }} <- config'
+        select config_hash from ops.incremental_progress where consumer = '{{ this.identifier }} <- config'
     {%- endset -%}
     {%- set rows = run_query(query).rows -%}
     {{- return(rows | length == 0 or rows[0][0] != identity_config_hash()) -}}
@@ -212,7 +212,7 @@
 
 {#- Post-hook: the identity configuration this model's rows are now built with. -#}
 {% macro mark_identity_config() -%}
-    insert into intermediate.incremental_progress (consumer, consumed_through, config_hash)
+    insert into ops.incremental_progress (consumer, consumed_through, config_hash)
     values ('{{ this.identifier }} <- config', now(), '{{ identity_config_hash() }}')
     on conflict (consumer) do update
     set config_hash = excluded.config_hash, consumed_through = excluded.consumed_through, updated_at = now()

@@ -12,7 +12,9 @@
             {'columns': ['changed_at']},
         ],
         post_hook=[
-            "{{ mark_identity_config() }}","{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}"],
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
+        ],
     )
 }}
 

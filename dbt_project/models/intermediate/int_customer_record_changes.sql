@@ -14,7 +14,7 @@
     records landed since the last change (less var staging_lookback_minutes) with
     int_customer_records as it stands, before that model applies the log; the first build logs
     nothing (everything downstream is built whole). Identity resolution's incremental models
-    consume this log, each from where it stopped (intermediate.incremental_progress). -#}
+    consume this log, each from where it stopped (ops.incremental_progress). -#}
 {%- set previous = adapter.get_relation(database=this.database, schema=this.schema, identifier='int_customer_records') %}
 {%- set raw_entities = [
     ('crm', source('crm', 'accounts'), 'stg_crm__accounts', 'account_id'),

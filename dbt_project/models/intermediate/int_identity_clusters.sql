@@ -6,7 +6,9 @@
         indexes=[{'columns': ['customer_record_id'], 'unique': true}, {'columns': ['cluster_id']}],
         pre_hook="{{ delete_affected_records(ref('int_identity_affected_records')) }}",
         post_hook=[
-            "{{ mark_identity_config() }}","{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}"],
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
+        ],
     )
 }}
 

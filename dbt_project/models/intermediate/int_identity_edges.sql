@@ -6,7 +6,9 @@
         indexes=[{'columns': ['record_id_a']}, {'columns': ['record_id_b']}],
         pre_hook="{{ delete_touched_pairs(ref('int_identity_touched_records')) }}",
         post_hook=[
-            "{{ mark_identity_config() }}","{{ mark_consumed(ref('int_identity_touched_records'), 'touched_at') }}"],
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_touched_records'), 'touched_at') }}",
+        ],
     )
 }}
 

@@ -6,7 +6,9 @@
         indexes=[{'columns': ['record_id_a', 'record_id_b']}, {'columns': ['record_id_b']}],
         pre_hook="{{ delete_touched_pairs(ref('int_identity_touched_records')) }}",
         post_hook=[
-            "{{ mark_identity_config() }}","{{ mark_consumed(ref('int_identity_touched_records'), 'touched_at') }}"],
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_touched_records'), 'touched_at') }}",
+        ],
     )
 }}
 
@@ -22,12 +24,13 @@
     int_identity_touched_records since the last run (the pre-hook deletes it first); the other
     pairs' evidence cannot have changed. -#}
 {%- set cfg = var('identity') %}
+{%- set incremental = identity_incremental() %}
 
 with records as (
     select * from {{ ref('int_customer_records') }}
 ),
 
-{%- if identity_incremental() %}
+{%- if incremental %}
 
 touched as (
     {{ touched_records(ref('int_identity_touched_records')) }}
@@ -51,13 +54,23 @@ match_values as not materialized (
     from records
 ),
 
+{#- the pairs sharing a value, once per field, whatever number of rules read them -#}
+{%- set fields = [] %}
+{%- for rule in cfg['exact_rules'] %}{% if rule['field'] not in fields %}{% do fields.append(rule['field']) %}{% endif %}{% endfor %}
+{%- for field in fields %}
+
+{{ field }}_pairs as materialized (
+    {{ exact_field_pairs(field, 'match_values', 'touched' if incremental else none) }}
+),
+{%- endfor %}
+
 evidence as (
     {%- for rule in cfg['exact_rules'] %}
-    {{ exact_rule_evidence(rule, 'match_values', 'touched' if identity_incremental() else none) }}
+    {{ exact_rule_evidence(rule, rule['field'] ~ '_pairs') }}
     union all
     {%- endfor %}
     {%- for rule in cfg['fuzzy_rules'] %}
-    {{ fuzzy_rule_evidence(rule, 'match_values', 'touched' if identity_incremental() else none) }}
+    {{ fuzzy_rule_evidence(rule, 'match_values', 'touched' if incremental else none) }}
     {%- if not loop.last %}
     union all
     {%- endif %}

@@ -1,0 +1,48 @@
+"""The customer 360 page's change history, from a snapshot-shaped relation on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+
+from include.bi.warehouse_data import Relations, change_history
+from include.config import PgUrl
+
+SNAPSHOT_DDL = """
+create schema snapshots;
+create table snapshots.snap_dim_customer (
+    customer_key text, customer_name text, id_card_hash text, uscc text, mobile_e164 text, email text,
+    city text, dbt_valid_from timestamptz, dbt_valid_to timestamptz
+);
+insert into snapshots.snap_dim_customer values
+    ('C1', '张伟', 'hash-of-zhangwei', null, '+8613812345678', 'zw@example.com', '北京',
+     '2026-01-01 08:00+00', '2026-02-01 08:00+00'),
+    ('C1', '张伟', 'hash-of-zhangwei', null, '+8613987654321', 'zw@example.com', '上海',
+     '2026-02-01 08:00+00', null),
+    ('C2', '旧公司', null, '91110000X', null, null, '深圳', '2026-01-05 08:00+00', '2026-03-01 08:00+00');
+"""
+
+
+def test_versions_become_masked_changes_newest_first(fresh_db: PgUrl) -> None:
+    with psycopg.connect(fresh_db.url) as conn:
+        conn.execute(SNAPSHOT_DDL)
+        history = change_history(conn, Relations(schema="marts"), ["C1", "C2", "C3"])
+    assert set(history) == {"C1", "C2"}
+    changed, created = history["C1"]
+    assert (changed["kind"], created["kind"]) == ("changed", "created")
+    assert changed["at"].startswith("2026-02-01")
+    assert changed["changes"] == [
+        {"attribute": "mobile_e164", "old": "138****5678", "new": "139****4321"},
+        {"attribute": "city", "old": "北京", "new": "上海"},
+    ]
+    assert {c["attribute"] for c in created["changes"]} == {"customer_name", "mobile_e164", "email", "city"}
+    # a version closed with no successor: merged away or erased
+    assert [e["kind"] for e in history["C2"]] == ["closed", "created"]
+    text = json.dumps(history, ensure_ascii=False)
+    assert "hash-of-zhangwei" not in text and "91110000X" not in text and "13812345678" not in text
+
+
+def test_no_history_relation_means_no_history(fresh_db: PgUrl) -> None:
+    with psycopg.connect(fresh_db.url) as conn:
+        assert change_history(conn, Relations(schema="bi"), ["C1"]) == {}

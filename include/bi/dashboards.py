@@ -28,11 +28,11 @@ import plotly.graph_objects as go
 import psycopg
 from jinja2 import Environment, PackageLoader, select_autoescape
 from plotly.offline import get_plotlyjs
-from psycopg import sql
 
 from include.bi.labels import VALUE_LABELS, load_labels
 from include.bi.warehouse_data import Relations, customer_360_data, jsonable, overview_data
 from include.config import data_dir
+from include.monitoring.bi import data_as_of
 from include.registry import load_sources
 
 DEFAULT_MAX_CUSTOMERS = 5000
@@ -199,13 +199,25 @@ def overview_figures(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "province": _figure(province_fig, barmode="stack", margin={"l": 64, "r": 12, "t": 30, "b": 28}),
         "trend": _figure(
             trend_fig,
-            yaxis={"title": {"text": "万元"}, "gridcolor": "rgba(120,150,200,0.12)"},
-            yaxis2={"overlaying": "y", "side": "right", "showgrid": False, "title": {"text": "订单"}},
+            yaxis={"title": {"text": "万元"}, "gridcolor": "rgba(120,150,200,0.12)", "rangemode": "tozero"},
+            yaxis2={
+                "overlaying": "y",
+                "side": "right",
+                "showgrid": False,
+                "zeroline": False,
+                "rangemode": "tozero",
+                "title": {"text": "订单"},
+            },
             xaxis={"tickformat": "%Y-%m", "gridcolor": "rgba(0,0,0,0)"},
             margin={"l": 56, "r": 48, "t": 30, "b": 32},
         ),
         "lifecycle": _figure(lifecycle_fig, margin={"l": 80, "r": 16, "t": 8, "b": 8}),
-        "complaints": _figure(complaints_fig, barmode="overlay", margin={"l": 40, "r": 12, "t": 30, "b": 32}),
+        "complaints": _figure(
+            complaints_fig,
+            barmode="overlay",
+            xaxis={"tickformat": "%Y-%m", "gridcolor": "rgba(0,0,0,0)"},
+            margin={"l": 40, "r": 12, "t": 30, "b": 32},
+        ),
         "aging": _figure(
             aging_fig,
             yaxis={"title": {"text": "万元"}, "gridcolor": "rgba(120,150,200,0.12)"},
@@ -214,14 +226,10 @@ def overview_figures(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def latest_data_as_of(conn: psycopg.Connection, rel: Relations) -> datetime | None:
-    """The "data as of" of the last BI refresh (``monitoring.bi_refreshes``), if there was one."""
-    table = sql.Identifier(rel.monitoring, "bi_refreshes")
-    if conn.execute("select to_regclass(%s)", (table.as_string(conn),)).fetchone()[0] is None:
-        return None
-    row = conn.execute(sql.SQL("select data_as_of from {} order by refreshed_at desc limit 1").format(table))
-    found = row.fetchone()
-    return found[0] if found else None
+def current_data_as_of(conn: psycopg.Connection) -> datetime | None:
+    """The "data as of" of the warehouse now, computed as the BI refresh does (the oldest last
+    successful extract over every source); None before the first extract."""
+    return data_as_of(conn, [s.name for s in load_sources()])
 
 
 def write_dashboards(
@@ -229,20 +237,19 @@ def write_dashboards(
     out_dir: Path | None = None,
     *,
     relations: Relations | None = None,
-    data_as_of: datetime | None = None,
+    as_of_time: datetime | None = None,
     max_customers: int = DEFAULT_MAX_CUSTOMERS,
 ) -> DashboardBuild:
     """Read the warehouse and write ``overview.html``, ``customer_360.html`` and ``index.html``.
 
-    ``data_as_of``: the time the pages say their data is from (the BI refresh passes its own);
-    default the last recorded BI refresh. Files are written next to their final name and renamed,
-    so a reader never opens half a page.
+    ``as_of_time``: the "data as of" time the pages show (the BI refresh passes the one it
+    recorded); default computed the same way from the extracts. Files are written next to their
+    final name and renamed, so a reader never opens half a page.
     """
     rel = relations or Relations()
     out = out_dir or default_output_dir()
-    out.mkdir(parents=True, exist_ok=True)
     generated_at = datetime.now(UTC)
-    as_of = data_as_of or latest_data_as_of(conn, rel)
+    as_of = as_of_time or current_data_as_of(conn)
     labels = load_labels()
     overview = overview_data(conn, rel)
     c360 = customer_360_data(conn, rel, max_customers)
@@ -279,6 +286,7 @@ def write_dashboards(
             ),
         ),
     }
+    out.mkdir(parents=True, exist_ok=True)
     pages: dict[str, Path] = {}
     for name, html in rendered.items():
         pages[name] = _write(out / PAGES[name], html)

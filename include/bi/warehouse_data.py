@@ -47,7 +47,8 @@ PROFILE_COLUMNS = (
     "first_seen_at",
     "last_activity_on",
 )
-#: Golden-record attributes whose changes the history shows (a resident-ID hash or credit code never).
+#: Golden-record attributes whose changes the history shows: customer_360's profile fields (never a
+#: resident-ID hash, a credit code or the street address, which the wide BI row leaves out too).
 HISTORY_COLUMNS = (
     "customer_type",
     "customer_name",
@@ -56,7 +57,6 @@ HISTORY_COLUMNS = (
     "email",
     "province",
     "city",
-    "address",
     "source_systems",
     "source_record_count",
     "lifecycle_stage",
@@ -152,7 +152,8 @@ def require(conn: psycopg.Connection, rel: Relations, names: tuple[str, ...]) ->
             if rel.schema == "bi"
             else " Run the pipeline first (make demo)."
         )
-        raise MissingRelationError(f"the dashboards read {', '.join(missing)}, which do(es) not exist.{hint}")
+        verb = "does" if len(missing) == 1 else "do"
+        raise MissingRelationError(f"the dashboards read {', '.join(missing)}, which {verb} not exist.{hint}")
 
 
 # ----------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from include.config import WAREHOUSE_URL_ENV
 from tests.dbt.conftest import DbtWarehouse
 
 MARTS = Relations(schema="marts")
+AS_OF_TIME = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 EXTERNAL_REF = re.compile(
     r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.I
 )
@@ -126,8 +128,10 @@ def test_pages_are_self_contained(pages) -> None:
 
 def test_embedding_is_capped_and_the_page_says_so(dbt_warehouse: DbtWarehouse, tmp_path: Path) -> None:
     with psycopg.connect(dbt_warehouse.db.url) as conn:
-        build = write_dashboards(conn, tmp_path, relations=MARTS, max_customers=2)
+        build = write_dashboards(conn, tmp_path, relations=MARTS, max_customers=2, as_of_time=AS_OF_TIME)
     html = build.pages["customer_360"].read_text(encoding="utf-8")
+    for page in build.pages.values():  # the refresh's "data as of", on the readers' clock
+        assert "2026-11-25 18:00 (北京时间)" in page.read_text(encoding="utf-8")
     total = dbt_warehouse.query("select count(*) from marts.customer_360")[0][0]
     assert (build.customers_embedded, build.customers_total) == (2, total)
     assert f"本页内嵌 <b>2</b> / {total:,} 位客户" in html

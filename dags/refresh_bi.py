@@ -70,7 +70,7 @@ def refresh_bi():
 
         as_of = datetime.fromisoformat(figures["data_as_of"]) if figures["data_as_of"] else None
         with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
-            build = write_pages(conn, relations=dashboard_relations(), data_as_of=as_of)
+            build = write_pages(conn, relations=dashboard_relations(), as_of_time=as_of)
         return {
             "pages": {name: str(path) for name, path in build.pages.items()},
             "customers_embedded": build.customers_embedded,

@@ -391,7 +391,14 @@ def dashboards(args: argparse.Namespace) -> int:
     import http.server
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(build.out_dir))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    except OSError as exc:
+        say(
+            f"cannot serve on 127.0.0.1:{args.port} ({exc.strerror}): "
+            "choose another port with --port or C360_DASHBOARDS_PORT"
+        )
+        return 1
     link = f"http://127.0.0.1:{args.port}/"
     say(f"dashboards on {link} (overview.html, customer_360.html); Ctrl-C to stop")
     if args.open and (

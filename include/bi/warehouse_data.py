@@ -371,7 +371,7 @@ def customer_360_data(conn: psycopg.Connection, rel: Relations, max_customers: i
     for r in _rows(
         conn,
         sql.SQL(
-            "select customer_key, source_system, source_record_id, matched_on, source_updated_at from {} "
+            "select customer_key, source_system, source_record_id from {} "
             "where customer_key = any(%s) order by customer_key, source_system, source_record_id"
         ).format(rel.mart("customer_crosswalk")),
         (keys,),

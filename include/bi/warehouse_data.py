@@ -292,18 +292,11 @@ def overview_data(
 
 def pipeline_health(conn: psycopg.Connection, rel: Relations) -> list[dict[str, Any]]:
     """``monitoring.pipeline_health`` (one row per system), empty when monitoring is not set up."""
-    if conn.execute("select to_regclass(%s)", (f"{rel.monitoring}.pipeline_health",)).fetchone()[0] is None:
+    health = sql.Identifier(rel.monitoring, "pipeline_health")
+    if conn.execute("select to_regclass(%s)", (health.as_string(conn),)).fetchone()[0] is None:
         return []
-    cols = set(relation_columns(conn, rel.monitoring, "pipeline_health"))
-    wanted = [c for c in ("system", "status", "amber_checks", "red_checks", "summary") if c in cols]
-    return _rows(
-        conn,
-        sql.SQL("select {} from {} order by {}").format(
-            sql.SQL(", ").join(map(sql.Identifier, wanted)),
-            sql.Identifier(rel.monitoring, "pipeline_health"),
-            sql.Identifier(wanted[0]),
-        ),
-    )
+    query = sql.SQL("select system, status, red_checks, amber_checks, summary from {} order by system")
+    return _rows(conn, query.format(health))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The customer 360 page's change history, from a snapshot-shaped relation on a real PostgreSQL."""
+"""The change history (from a snapshot-shaped relation) and pipeline health, on a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import psycopg
 
-from include.bi.warehouse_data import Relations, change_history
+from include.bi.warehouse_data import Relations, change_history, pipeline_health
 from include.config import PgUrl
 
 SNAPSHOT_DDL = """
@@ -46,3 +46,19 @@ def test_versions_become_masked_changes_newest_first(fresh_db: PgUrl) -> None:
 def test_no_history_relation_means_no_history(fresh_db: PgUrl) -> None:
     with psycopg.connect(fresh_db.url) as conn:
         assert change_history(conn, Relations(schema="bi"), ["C1"]) == {}
+
+
+def test_pipeline_health_per_system(fresh_db: PgUrl) -> None:
+    with psycopg.connect(fresh_db.url) as conn:
+        rel = Relations(schema="marts")
+        assert pipeline_health(conn, rel) == []  # monitoring not set up yet
+        conn.execute(
+            "create schema monitoring; create table monitoring.pipeline_health as "
+            "select * from (values ('warehouse', 'green', 0, 0, 'all checks green'), "
+            "('crm', 'red', 1, 0, 'RED crm/last_success_age_h: 80 h')) "
+            "as t(system, status, red_checks, amber_checks, summary)"
+        )
+        assert [(h["system"], h["status"], h["red_checks"]) for h in pipeline_health(conn, rel)] == [
+            ("crm", "red", 1),
+            ("warehouse", "green", 0),
+        ]

@@ -302,6 +302,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print(f"connect with:  psql {warehouse_url}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")
     print(f"Airflow UI:    make up    (then open http://127.0.0.1:{airflow_port()})")
+    print(f"dashboards:    make dashboards    (then open http://127.0.0.1:{dashboards_port()})")
 
 
 def quality(args: argparse.Namespace) -> int:

@@ -62,6 +62,8 @@ HISTORY_COLUMNS = (
     "lifecycle_stage",
     "has_marketing_opt_in",
 )
+#: A history of change rows (bi.customer_change_history) has these; else it is read as versions.
+CHANGE_ROW_COLUMNS = ("customer_key", "change_type", "attribute", "old_value", "new_value", "changed_at")
 VALID_FROM_COLUMNS = ("dbt_valid_from", "valid_from")
 VALID_TO_COLUMNS = ("dbt_valid_to", "valid_to")
 PHONE_COLUMNS = {"mobile_e164", "phone_e164"}
@@ -433,13 +435,20 @@ def customer_360_data(conn: psycopg.Connection, rel: Relations, max_customers: i
 
 
 def change_history(conn: psycopg.Connection, rel: Relations, keys: list[str]) -> dict[str, list[dict]]:
-    """Per customer, newest first: the golden record's versions as changes (attribute, old, new).
+    """Per customer, newest first: events (created, changed, closed) with their changes
+    (attribute, old, new and, when known, the source system of the new value).
 
-    Reads a snapshot-shaped relation (one row per customer_key and version with its valid-from
-    time), only the attributes of HISTORY_COLUMNS it has; missing relation: no history.
+    Reads either shape of history, only the attributes of HISTORY_COLUMNS:
+    - change rows, as ``bi.customer_change_history``: customer_key, change_type, attribute,
+      old_value, new_value, changed_at (optional version_number, source_system);
+    - versions, as the dbt snapshot: one row per customer_key and version with its valid-from
+      (and valid-to) time and the attributes.
+    A missing relation means no history.
     """
     schema, name = rel.history_relation
     columns = relation_columns(conn, schema, name)
+    if set(CHANGE_ROW_COLUMNS) <= set(columns):
+        return _history_from_change_rows(conn, sql.Identifier(schema, name), columns, keys)
     valid_from = next((c for c in VALID_FROM_COLUMNS if c in columns), None)
     if "customer_key" not in columns or valid_from is None:
         return {}
@@ -482,3 +491,41 @@ def change_history(conn: psycopg.Connection, rel: Relations, keys: list[str]) ->
             events.append({"at": previous["valid_to"], "kind": "closed", "changes": []})
         history[key] = events[::-1]
     return history
+
+
+def _history_from_change_rows(
+    conn: psycopg.Connection, relation: sql.Identifier, columns: list[str], keys: list[str]
+) -> dict[str, list[dict]]:
+    """Change rows (one per customer, version and attribute) grouped into events, newest first."""
+    source = sql.Identifier("source_system") if "source_system" in columns else sql.SQL("null::text")
+    version = sql.Identifier("version_number") if "version_number" in columns else sql.SQL("null::int")
+    query = sql.SQL(
+        "select customer_key, changed_at, change_type, {version} as version_number, attribute, "
+        "old_value, new_value, {source} as source_system from {rel} "
+        "where customer_key = any(%s) and (attribute is null or attribute = any(%s)) "
+        "order by customer_key, changed_at desc, version_number desc nulls last, attribute"
+    ).format(version=version, source=source, rel=relation)
+    history: dict[str, list[dict]] = defaultdict(list)
+    with conn.cursor() as cur:
+        rows = cur.execute(query, (keys, list(HISTORY_COLUMNS))).fetchall()
+    for key, at, kind, version_number, attribute, old, new, source_system in rows:
+        events = history[key]
+        if not events or (events[-1]["at"], events[-1]["kind"], events[-1]["version"]) != (
+            jsonable(at),
+            kind,
+            version_number,
+        ):
+            events.append({"at": jsonable(at), "kind": kind, "version": version_number, "changes": []})
+        if attribute is not None:
+            events[-1]["changes"].append(
+                {
+                    "attribute": attribute,
+                    "old": masked(attribute, old),
+                    "new": masked(attribute, new),
+                    "source": source_system,
+                }
+            )
+    for events in history.values():
+        for event in events:
+            del event["version"]
+    return dict(history)

@@ -62,3 +62,40 @@ def test_pipeline_health_per_system(fresh_db: PgUrl) -> None:
             ("crm", "red", 1),
             ("warehouse", "green", 0),
         ]
+
+
+CHANGE_ROWS_DDL = """
+create schema bi;
+create table bi.customer_change_history (
+    customer_key text, version_number integer, change_type text, attribute text, old_value text,
+    new_value text, source_system text, source_record_id text, source_updated_at timestamptz,
+    changed_at timestamptz
+);
+insert into bi.customer_change_history values
+    ('C1', 1, 'created', 'customer_name', null, '张*', 'erp', 'E1', null, '2026-01-01 08:00+00'),
+    ('C1', 1, 'created', 'mobile_e164', null, '138****5678', 'crm', 'A1', null, '2026-01-01 08:00+00'),
+    ('C1', 1, 'created', 'id_card_hash', null, null, null, null, null, '2026-01-01 08:00+00'),
+    ('C1', 2, 'changed', 'mobile_e164', '138****5678', '+8613987654321', 'callcenter', 'CC1', null,
+     '2026-02-01 08:00+00'),
+    ('C1', 2, 'changed', 'address', '北京市海淀区***', '上海市浦东新区***', 'crm', 'A1', null,
+     '2026-02-01 08:00+00'),
+    ('C1', 2, 'changed', 'has_marketing_opt_in', 'false', 'true', null, null, null, '2026-02-01 08:00+00'),
+    ('C2', 1, 'created', 'city', null, '深圳', 'oa', 'O1', null, '2026-01-05 08:00+00'),
+    ('C2', 1, 'closed', null, null, null, null, null, null, '2026-03-01 08:00+00');
+"""
+
+
+def test_change_rows_of_the_bi_view_become_events(fresh_db: PgUrl) -> None:
+    with psycopg.connect(fresh_db.url) as conn:
+        conn.execute(CHANGE_ROWS_DDL)
+        history = change_history(conn, Relations(schema="bi"), ["C1", "C2"])
+    changed, created = history["C1"]
+    assert (changed["kind"], created["kind"]) == ("changed", "created")
+    # identity numbers and the address are not shown; a value the view left unmasked is masked here
+    assert changed["changes"] == [
+        {"attribute": "has_marketing_opt_in", "old": "false", "new": "true", "source": None},
+        {"attribute": "mobile_e164", "old": "138****5678", "new": "139****4321", "source": "callcenter"},
+    ]
+    assert [c["attribute"] for c in created["changes"]] == ["customer_name", "mobile_e164"]
+    assert [e["kind"] for e in history["C2"]] == ["closed", "created"]
+    assert history["C2"][0]["changes"] == []

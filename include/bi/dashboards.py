@@ -10,8 +10,8 @@ marts with masked contact details) by default; phones and emails are masked agai
 Scale: the overview is aggregates, its size does not grow with the customer base. The 360 page
 embeds at most ``max_customers`` customers (default 5,000): every customer with an alert first
 (high severity first), then by lifetime value and recent activity, and says so on the page; at
-demo scale (2,000) that is everyone. For the rest of a large base, the same page is the card a
-BI tool or the lookup by key/phone on ``customer_360`` (indexed) shows.
+demo scale (2,000) that is everyone. Any other customer of a large base is one indexed lookup
+on ``customer_360`` by key or phone in a BI tool.
 """
 
 from __future__ import annotations

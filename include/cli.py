@@ -302,6 +302,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print(f"connect with:  psql {warehouse_url}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")
     print(f"Airflow UI:    make up    (then open http://127.0.0.1:{airflow_port()})")
+    print(f"dashboards:    make dashboards    (then open http://127.0.0.1:{dashboards_port()})")
 
 
 def quality(args: argparse.Namespace) -> int:
@@ -353,6 +354,67 @@ def bench(args: argparse.Namespace) -> int:
     env = setup(with_airflow=False)
     cmd = [PY, "-m", "benchmarks.run", *args.bench_args]
     return subprocess.run(cmd, env=env, cwd=PROJECT_ROOT).returncode
+
+
+def dashboards_port() -> int:
+    """Where `make dashboards` serves the pages (C360_DASHBOARDS_PORT, default 8083)."""
+    return int(os.environ.get("C360_DASHBOARDS_PORT", "8083"))
+
+
+def dashboards(args: argparse.Namespace) -> int:
+    """Build the dashboards from the current warehouse into the data folder, then serve them."""
+    from include.bi.dashboards import default_output_dir, write_dashboards
+    from include.bi.warehouse_data import MissingRelationError, Relations
+
+    url, _ = ensure_warehouse()
+    history = tuple(args.history.split(".", 1)) if args.history else None
+    if history is not None and len(history) != 2:
+        say(f"--history {args.history!r}: give it as schema.relation")
+        return 2
+    relations = Relations(schema=args.schema, history=history)
+    out = Path(args.out) if args.out else default_output_dir()
+    started = time.monotonic()
+    try:
+        with psycopg.connect(url) as conn:
+            build = write_dashboards(conn, out, relations=relations, max_customers=args.max_customers)
+    except MissingRelationError as exc:
+        say(str(exc))
+        return 2
+    say(
+        f"dashboards from schema {args.schema} in {time.monotonic() - started:.1f} s: {build.out_dir} "
+        f"(customer 360: {build.customers_embedded:,} of {build.customers_total:,} customers embedded)"
+    )
+    if args.no_serve:
+        for page in build.pages.values():
+            print(page)
+        return 0
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(build.out_dir))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    except OSError as exc:
+        say(
+            f"cannot serve on 127.0.0.1:{args.port} ({exc.strerror}): "
+            "choose another port with --port or C360_DASHBOARDS_PORT"
+        )
+        return 1
+    link = f"http://127.0.0.1:{args.port}/"
+    say(f"dashboards on {link} (overview.html, customer_360.html); Ctrl-C to stop")
+    if args.open and (
+        sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        import webbrowser
+
+        webbrowser.open(link)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def _pidfile() -> Path:
@@ -447,6 +509,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     p.set_defaults(func=quality)
     sub.add_parser("docs", help="build the dbt docs and serve them on :8081").set_defaults(func=docs)
+    p = sub.add_parser("dashboards", help="build the HTML dashboards from the warehouse and serve them")
+    p.add_argument("--schema", default="bi", help="schema of the mart-shaped views to read (default bi)")
+    p.add_argument(
+        "--history",
+        default=None,
+        help="golden-record history, schema.relation (default bi.customer_change_history on schema bi, "
+        "else snapshots.snap_dim_customer)",
+    )
+    p.add_argument("--out", default=None, help="output folder (default: the data folder's dashboards/)")
+    p.add_argument("--max-customers", type=int, default=5000, help="customers embedded in the 360 page")
+    p.add_argument(
+        "--port", type=int, default=dashboards_port(), help="port to serve on (C360_DASHBOARDS_PORT)"
+    )
+    p.add_argument("--no-serve", action="store_true", help="only write the pages")
+    p.add_argument(
+        "--open", action="store_true", help="also open the overview in a browser when there is a display"
+    )
+    p.set_defaults(func=dashboards)
     sub.add_parser("env", help="print export lines for this environment").set_defaults(func=env_cmd)
     args = parser.parse_args(argv)
     return args.func(args)

@@ -168,6 +168,8 @@ def test_every_mart_and_fact_feeds_an_exposure(docs: tuple[dict[str, Any], dict[
         "bi_finance_receivables",
         "bi_sales_retention",
         "bi_service_quality",
+        "dashboard_big_screen_overview",
+        "dashboard_customer_360_view",
     ]
     assert set(kinds.values()) <= {"application", "dashboard", "analysis"}
     marts = {n for n, node in manifest["nodes"].items() if node.get("schema") == "marts"}

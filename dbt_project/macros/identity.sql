@@ -252,18 +252,19 @@
     )
 {%- endmacro %}
 
-{#- int_customer_key_assignments: whether `key` was ever given (carried now or before by a record,
-    or known to the registry). `previous` is the model's CTE of the previous assignments. -#}
+{#- int_customer_key_assignments: whether `key` was ever given: carried now or before by a record
+    (incremental runs: the model's table), or known to the registry (every key ever given). -#}
 {% macro key_was_issued(key, registry) -%}
     (
         {%- if is_incremental() %}
         exists (select 1 from {{ this }} as issued where issued.customer_key = {{ key }})
         or exists (select 1 from {{ this }} as issued where issued.previous_customer_key = {{ key }})
-        {%- if registry is not none %}
-        or exists (select 1 from {{ registry }} as issued where issued.customer_key = {{ key }})
-        {%- endif %}
         or
         {%- endif %}
-        exists (select 1 from previous where previous.customer_key = {{ key }})
+        {%- if registry is not none %}
+        exists (select 1 from {{ registry }} as issued where issued.customer_key = {{ key }})
+        {%- else %}
+        false
+        {%- endif %}
     )
 {%- endmacro %}

@@ -23,7 +23,7 @@ with touched as (
     {{ touched_records(ref('int_identity_touched_records')) }}
 ),
 
-edges as (
+edges as not materialized (
     select * from {{ ref('int_identity_edges') }}
 ),
 

@@ -52,7 +52,8 @@ overrides as (
 
 {%- endif %}
 
-records as (
+{#- not materialized: read twice by record id (the pairs' two ends), through its index #}
+records as not materialized (
     select * from {{ ref('int_customer_records') }}
 ),
 

@@ -24,7 +24,8 @@
 {%- set since = consumed_through(ref('int_customer_record_changes')) %}
 {%- set through = log_high_water(ref('int_customer_record_changes'), 'detected_at') %}
 
-with records as (
+{#- not materialized: looked up by value in every guard count, through the indexes -#}
+with records as not materialized (
     select * from {{ ref('int_customer_records') }}
 ),
 

@@ -46,6 +46,10 @@
             language plpgsql security definer set search_path = pg_catalog, pg_temp
             as $fn$
             begin
+                -- the acting role is the caller's word: it must at least be one its login holds
+                if not pg_has_role(session_user, acting_role, 'MEMBER') then
+                    raise exception 'access audit: % is not a role of session user %', acting_role, session_user;
+                end if;
                 insert into ops.access_audit
                     (session_user_name, current_user_name, action, relation, old_row, new_row, statement)
                 values (session_user, acting_role, action, relation, old_row, new_row, left(current_query(), 4000));
@@ -72,6 +76,9 @@
             language plpgsql volatile security definer set search_path = pg_catalog, pg_temp
             as $fn$
             begin
+                if not pg_has_role(session_user, acting_role, 'MEMBER') then
+                    raise exception 'access audit: % is not a role of session user %', acting_role, session_user;
+                end if;
                 raise log 'c360 pii read: % by % (session %)', relation, acting_role, session_user;
                 insert into ops.access_audit (session_user_name, current_user_name, action, relation, statement)
                 values (session_user, acting_role, 'SELECT', relation, left(current_query(), 4000));

@@ -77,6 +77,12 @@ CHECKS: tuple[Check, ...] = (
     Check("loader", "insert into raw_crm.accounts", _insert_nothing("raw_crm.accounts"), ALLOWED),
     Check("loader", "create table in raw_crm", "create table raw_crm.probe (x int)", ALLOWED),
     Check("loader", "insert into ops.extract_runs", _insert_nothing("ops.extract_runs"), ALLOWED),
+    Check(
+        "loader",
+        "alter raw_crm.accounts (extract's table upkeep)",
+        "alter table raw_crm.accounts add column if not exists _deleted boolean not null default false",
+        ALLOWED,
+    ),
     Check("loader", "select marts.dim_customer", _read("marts.dim_customer"), REFUSED),
     Check("loader", "select bi.customer_360", _read("bi.customer_360"), REFUSED),
     Check("loader", "insert into ops.sync_outbox", _insert_nothing("ops.sync_outbox"), REFUSED),
@@ -104,6 +110,13 @@ CHECKS: tuple[Check, ...] = (
     Check("pusher", "select marts.customer_crosswalk", _read("marts.customer_crosswalk"), ALLOWED),
     Check("pusher", "select staging.stg_crm__accounts", _read("staging.stg_crm__accounts"), ALLOWED),
     Check("pusher", "insert into ops.sync_outbox", _insert_nothing("ops.sync_outbox"), ALLOWED),
+    Check(
+        "pusher",
+        "create index on ops.sync_outbox (push's table upkeep)",
+        "create index if not exists sync_outbox_open_ix on ops.sync_outbox (flow, target, record_key)",
+        ALLOWED,
+    ),
+    Check("pusher", "drop table ops.extract_runs", "drop table ops.extract_runs", REFUSED),
     Check("pusher", "select marts.fct_orders", _read("marts.fct_orders"), REFUSED),
     Check("pusher", "select raw_crm.accounts", _read("raw_crm.accounts"), REFUSED),
     Check(

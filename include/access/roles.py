@@ -49,6 +49,23 @@ class Role(BaseModel):
     member_of: list[str] = Field(default_factory=list)
     owns: list[str] = Field(default_factory=list)
     grants: list[Grant] = Field(default_factory=list)
+
+    @field_validator("owns")
+    @classmethod
+    def _expand_owned_raw(cls, owns: list[str]) -> list[str]:
+        out: list[str] = []
+        for item in owns:
+            out += [s.raw_schema for s in load_sources()] if item == RAW_SCHEMAS else [item]
+        return out
+
+    @property
+    def owned_schemas(self) -> list[str]:
+        return [item for item in self.owns if "." not in item]
+
+    @property
+    def owned_tables(self) -> list[tuple[str, str]]:
+        return [tuple(item.split(".", 1)) for item in self.owns if "." in item]
+
     functions: list[str] = Field(default_factory=list)
 
     def db_name(self, prefix: str | None = None) -> str:
@@ -77,7 +94,7 @@ class AccessRegistry(BaseModel):
         return self
 
     def owner_of(self, schema: str) -> Role | None:
-        return next((r for r in self.roles.values() if schema in r.owns), None)
+        return next((r for r in self.roles.values() if schema in r.owned_schemas), None)
 
 
 def role_prefix() -> str:

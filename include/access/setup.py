@@ -231,9 +231,21 @@ def setup_access(url: str, registry: AccessRegistry | None = None, prefix: str |
                     _privs(role.database), _ident(dbname), _ident(name)
                 )
             )
-            for schema in role.owns:
+            for schema in role.owned_schemas:
                 conn.execute(sql.SQL("create schema if not exists {}").format(_ident(schema)))
                 report.handed_over += _hand_over(conn, schema, name)
+            for schema, table in role.owned_tables:
+                if not _table_exists(conn, schema, table):
+                    continue  # the role creates it on its first run, and owns it then
+                owner = conn.execute(
+                    "select pg_get_userbyid(relowner) from pg_class where oid = %s::regclass",
+                    (f'"{schema}"."{table}"',),
+                ).fetchone()[0]
+                if owner != name:
+                    conn.execute(
+                        sql.SQL("alter table {} owner to {}").format(_ident(schema, table), _ident(name))
+                    )
+                    report.handed_over += 1
         creators = [admin] + [
             r.db_name(prefix) for r in registry.roles.values() if r.owns or "create" in r.database
         ]

@@ -25,7 +25,7 @@ from include.access.matrix import ALLOWED, CHECKS, REFUSED, Check, run_check
 from include.access.roles import load_access
 from include.access.setup import setup_access
 from include.config import DBT_PROJECT_DIR, PgUrl
-from include.extract.landing import OPS_DDL
+from include.extract.landing import OPS_DDL, ensure_raw_table
 from include.push.engine import ensure_ops
 from tests.dbt.conftest import DBT_EXECUTABLE, FIXTURE_VARS, DbtWarehouse, dbt_env, run_dbt
 
@@ -102,6 +102,31 @@ def test_matrix_writes_leave_nothing(access: AccessWarehouse) -> None:
     assert access.wh.query("select to_regclass('marts.probe'), to_regclass('raw_crm.probe')") == [
         (None, None)
     ]
+
+
+def test_components_keep_their_own_tables_as_their_role(access: AccessWarehouse) -> None:
+    """The extract's and the push's own DDL (create if not exists, add column, create index) runs
+    as loader and pusher, not only single statements."""
+    with psycopg.connect(access.url) as conn:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(access.role("loader"))))
+        ensure_raw_table(conn, "raw_crm", "accounts")
+        ensure_raw_table(conn, "raw_crm", "new_entity")
+        conn.commit()
+    with psycopg.connect(access.url) as conn:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(access.role("pusher"))))
+        ensure_ops(conn)
+    owners = access.wh.query(
+        "select c.oid::regclass::text, pg_get_userbyid(c.relowner) from pg_class c "
+        "where c.oid in ('raw_crm.new_entity'::regclass, 'ops.sync_outbox'::regclass) order by 1"
+    )
+    assert owners == [
+        ("ops.sync_outbox", access.role("pusher")),
+        ("raw_crm.new_entity", access.role("loader")),
+    ]
+    # the transformer reads a raw table the loader made after the setup (default privileges)
+    with psycopg.connect(access.url) as conn:
+        check = Check("transformer", "raw_crm.new_entity", "select * from raw_crm.new_entity", ALLOWED)
+        assert run_check(conn, check, access.prefix) == ALLOWED
 
 
 # --- masking ----------------------------------------------------------------------------------

@@ -24,8 +24,9 @@ def test_registry_declares_the_six_roles() -> None:
 
 
 def test_raw_schemas_follow_the_source_registry() -> None:
-    loader = load_access().roles["loader"]
-    assert loader.grants[0].schemas == [s.raw_schema for s in load_sources()]
+    raw = [s.raw_schema for s in load_sources()]
+    assert load_access().roles["loader"].owned_schemas == raw
+    assert load_access().roles["transformer"].grants[0].schemas == raw
 
 
 def test_unknown_parent_role_is_refused() -> None:
@@ -37,7 +38,10 @@ def test_unknown_parent_role_is_refused() -> None:
 
 def test_only_bi_and_pii_views_reach_bi_reader_and_steward() -> None:
     roles = load_access().roles
-    assert [g.schemas for g in roles["bi_reader"].grants] == [["bi"]]
+    assert [(g.schemas, g.privileges) for g in roles["bi_reader"].grants] == [
+        (["bi"], ["select"]),
+        (["privacy"], []),
+    ]
     assert roles["bi_reader"].database == ["connect"]
     assert "pii" not in [s for g in roles["analyst"].grants for s in g.schemas]
 

@@ -209,3 +209,19 @@ def test_macro_sql_is_plain_sql() -> None:
     assert "{{" not in body and "{#" not in body
     with pytest.raises(ValueError, match="no macro"):
         macro_sql("no_such_macro")
+
+
+def test_a_role_password_gives_its_component_a_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from include.cli import component_connections
+
+    for role in load_access().roles.values():
+        monkeypatch.delenv(role.password_env, raising=False)
+    monkeypatch.setenv("C360_ROLE_PREFIX", "wh1_")
+    monkeypatch.setenv(load_access().roles["pusher"].password_env, "s3cret")
+    env = component_connections("postgresql://postgres@127.0.0.1:5432/c360")
+    assert set(env) == {"AIRFLOW_CONN_C360_WAREHOUSE_PUSHER", "C360_PUSHER_CONN_ID"}
+    assert env["C360_PUSHER_CONN_ID"] == "c360_warehouse_pusher"
+    conn = json.loads(env["AIRFLOW_CONN_C360_WAREHOUSE_PUSHER"])
+    assert (conn["login"], conn["password"], conn["schema"]) == ("wh1_pusher", "s3cret", "c360")

@@ -239,6 +239,50 @@ def test_change_history_is_masked(access: AccessWarehouse) -> None:
     assert any(s is not None for a, _, s in rows if a == "email")
 
 
+def test_change_history_reports_changes_and_closures(access: AccessWarehouse) -> None:
+    """A new golden version with another mobile, and a key closed without a successor, as the
+    snapshot would record them (rolled back afterwards)."""
+    with psycopg.connect(access.url) as conn:
+        changed, old_mobile = conn.execute(
+            "select customer_key, mobile_e164 from snapshots.snap_dim_customer "
+            "where mobile_e164 is not null and dbt_valid_to is null order by customer_key limit 1"
+        ).fetchone()
+        closed = conn.execute(
+            "select customer_key from snapshots.snap_dim_customer "
+            "where dbt_valid_to is null and customer_key <> %s order by customer_key limit 1",
+            (changed,),
+        ).fetchone()[0]
+        conn.execute(
+            "create temp table next_version as select * from snapshots.snap_dim_customer "
+            "where customer_key = %s and dbt_valid_to is null",
+            (changed,),
+        )
+        conn.execute(
+            "update next_version set mobile_e164 = '+8613900001111', dbt_scd_id = md5(dbt_scd_id), "
+            "dbt_valid_from = dbt_valid_from + interval '1 day'"
+        )
+        conn.execute(
+            "update snapshots.snap_dim_customer set dbt_valid_to = dbt_valid_from + interval '1 day' "
+            "where customer_key = any(%s) and dbt_valid_to is null",
+            ([changed, closed],),
+        )
+        conn.execute("insert into snapshots.snap_dim_customer select * from next_version")
+        rows = conn.execute(
+            "select customer_key, version_number, change_type, attribute, old_value, new_value "
+            "from bi.customer_change_history where customer_key = any(%s) and change_type <> 'created' "
+            "order by customer_key",
+            ([changed, closed],),
+        ).fetchall()
+        masked_old = conn.execute("select privacy.mask_phone(%s)", (old_mobile,)).fetchone()[0]
+        conn.rollback()
+    assert sorted(rows) == sorted(
+        [
+            (changed, 2, "changed", "mobile_e164", masked_old, "139****1111"),
+            (closed, 1, "closed", None, None, None),
+        ]
+    )
+
+
 # --- audit --------------------------------------------------------------------------------------
 
 

@@ -74,7 +74,10 @@ def _ensure_role(conn: psycopg.Connection, role: Role, prefix: str, report: Setu
         report.created.append(name)
     password = role.password()
     if password:
-        conn.execute(sql.SQL("alter role {} login password {}").format(_ident(name), sql.Literal(password)))
+        # libpq makes the SCRAM-SHA-256 verifier: ALTER ROLE gets it, never the password, so the
+        # password cannot end up in a statement log
+        verifier = conn.pgconn.encrypt_password(password.encode(), name.encode(), b"scram-sha-256").decode()
+        conn.execute(sql.SQL("alter role {} login password {}").format(_ident(name), sql.Literal(verifier)))
         report.login.append(name)
     else:
         conn.execute(sql.SQL("alter role {} nologin").format(_ident(name)))

@@ -3,6 +3,9 @@ generated masked models (include/access)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import uuid
 from collections.abc import Iterator
 
@@ -153,6 +156,26 @@ def test_customer_name_masks_persons_only(masking_db: str) -> None:
     assert rows == ("杭州云帆科技有限公司", "赵*一", "赵*一")
 
 
+def scram_sha256(password: str, salt: bytes, iterations: int) -> str:
+    """Reference SCRAM-SHA-256 verifier (RFC 5802 / 7677), to recognise a password's verifier."""
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    parts = [base64.b64encode(x).decode() for x in (salt, hashlib.sha256(client_key).digest(), server_key)]
+    return f"SCRAM-SHA-256${iterations}:{parts[0]}${parts[1]}:{parts[2]}"
+
+
+def _recompute(verifier: str, password: str) -> str:
+    iterations, salt = verifier.split("$")[1].split(":")
+    return scram_sha256(password, base64.b64decode(salt), int(iterations))
+
+
+def test_reference_verifier_matches_libpq(pg_server: PgUrl) -> None:
+    with psycopg.connect(pg_server.url) as conn:
+        verifier = conn.pgconn.encrypt_password(b"pencil", b"someone", b"scram-sha-256").decode()
+    assert _recompute(verifier, "pencil") == verifier
+
+
 # --- setup on a fresh database ------------------------------------------------------------------
 
 
@@ -177,6 +200,12 @@ def test_setup_is_idempotent_and_logs_in_only_with_a_password(
             )
             assert login[prefix + "bi_reader"] is True
             assert login[prefix + "analyst"] is False
+            # the stored verifier is the password's (recomputed with its own salt), the password never sent
+            stored = conn.execute(
+                "select rolpassword from pg_authid where rolname = %s", (prefix + "bi_reader",)
+            )
+            verifier = stored.fetchone()[0]
+            assert _recompute(verifier, "not-a-real-secret") == verifier
             member = conn.execute(
                 "select pg_has_role(%s, %s, 'member')", (prefix + "steward", prefix + "bi_reader")
             ).fetchone()[0]

@@ -116,7 +116,8 @@ def _hand_over(conn: psycopg.Connection, schema: str, owner: str) -> int:
         (schema, owner),
     ).fetchall()
     for (signature,) in functions:
-        # regprocedure text is already a quoted, schema-qualified signature
+        # a function is named by its signature; regprocedure's text is PostgreSQL's own quoting of
+        # it (identifiers quoted as needed), read from the catalog, never from input
         conn.execute(sql.SQL("alter function " + signature + " owner to {}").format(_ident(owner)))
     return len(rows) + len(functions)
 
@@ -174,15 +175,16 @@ def _apply_grant(
             if writes:
                 sequences = conn.execute(
                     """
-                    select s.oid::regclass::text from pg_depend d join pg_class s on s.oid = d.objid
+                    select n.nspname, s.relname from pg_depend d
+                    join pg_class s on s.oid = d.objid join pg_namespace n on n.oid = s.relnamespace
                     where d.refobjid = %s::regclass and s.relkind = 'S'
                     """,
                     (f'"{schema}"."{table}"',),
                 ).fetchall()
-                for (sequence,) in sequences:
+                for seq_schema, seq_name in sequences:
                     conn.execute(
-                        sql.SQL("grant usage, select on sequence " + sequence + " to {}").format(
-                            _ident(grantee)
+                        sql.SQL("grant usage, select on sequence {} to {}").format(
+                            _ident(seq_schema, seq_name), _ident(grantee)
                         )
                     )
 
@@ -274,5 +276,6 @@ def setup_access(url: str, registry: AccessRegistry | None = None, prefix: str |
 
 
 def _checked_signature(conn: psycopg.Connection, signature: str) -> str:
-    """A function signature from the registry, resolved by PostgreSQL (so no free text reaches SQL)."""
+    """A function signature from the registry, resolved by PostgreSQL and given back in its own
+    quoting (an unknown or malformed one fails here), so no registry text reaches SQL as is."""
     return conn.execute("select %s::regprocedure::text", (signature,)).fetchone()[0]

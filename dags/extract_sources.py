@@ -88,10 +88,10 @@ def _build(source: Source):
             ):
                 from airflow.sdk import BaseHook
 
-                from include.config import WAREHOUSE_CONN_ID, connection_url
+                from include.config import component_conn_id, connection_url
 
                 entity = source.entity(entity_name)
-                warehouse = connection_url(WAREHOUSE_CONN_ID)
+                warehouse = connection_url(component_conn_id("loader"))
                 if source.kind == "files":
                     from include.extract.file_drops import extract_files
 

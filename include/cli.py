@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 
 from include.config import (
+    COMPONENTS,
     DBT_PROJECT_DIR,
     ERP_URL_ENV,
     PII_SALT_ENV,
@@ -103,6 +104,22 @@ def protect_landed_identifiers(url: str, salt: str) -> None:
         conn.commit()
 
 
+def setup_roles(url: str) -> None:
+    """The database roles and grants of include/registry/access.yaml (idempotent). A login that
+    may not create roles (a managed server) gets a warning, not a failed demo."""
+    from include.access.setup import setup_access
+
+    try:
+        report = setup_access(url)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        say(f"database roles not set up ({exc}); run `python -m include.access setup` as the admin")
+        return
+    say(
+        f"database roles ready ({len(report.login)} with a login, {len(report.nologin)} SET ROLE only"
+        f"{', created ' + ', '.join(report.created) if report.created else ''})"
+    )
+
+
 def _pg_conn(url: str) -> str:
     p = PgUrl.parse(url)
     return json.dumps(
@@ -180,6 +197,7 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             )
         elif source.kind == "database":
             env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = _pg_conn(erp)
+    env.update(component_connections(warehouse_url))
     from include.push.targets import load_targets
 
     for target in load_targets().targets:  # push targets the sources do not cover (marketing's API)
@@ -194,6 +212,25 @@ def project_env(warehouse_url: str) -> dict[str, str]:
                     "password": token,
                 }
             )
+    return env
+
+
+def component_connections(warehouse_url: str) -> dict[str, str]:
+    """A connection per component whose role has a password (``C360_DB_PASSWORD_<ROLE>``), and the
+    ``C360_<COMPONENT>_CONN_ID`` that points the component at it; without one, the component uses
+    ``c360_warehouse`` as before."""
+    from include.access.roles import load_access
+
+    wh = PgUrl.parse(warehouse_url)
+    env: dict[str, str] = {}
+    for component in COMPONENTS:
+        role = load_access().roles[component]
+        password = role.password()
+        if password:
+            conn_id = f"{WAREHOUSE_CONN_ID}_{component}"
+            login = PgUrl(wh.host, wh.port, role.db_name(), password, wh.dbname).url
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = _pg_conn(login)
+            env[f"C360_{component.upper()}_CONN_ID"] = conn_id
     return env
 
 
@@ -214,6 +251,7 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
         run([PY, "-m", "include.sandbox", "generate", "--customers", str(n), "--seed", str(DEMO_SEED)], env)
     run([PY, "-m", "include.sandbox", "start"], env)
     protect_landed_identifiers(url, env[PII_SALT_ENV])
+    setup_roles(url)
     run([str(BIN / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
     if with_airflow:
         airflow_home().mkdir(parents=True, exist_ok=True)
@@ -485,6 +523,15 @@ def env_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def access(args: argparse.Namespace) -> int:
+    """``python -m include.access`` on this project's warehouse (started if embedded)."""
+    url, _ = ensure_warehouse()
+    env = project_env(url)
+    return subprocess.run(
+        [PY, "-m", "include.access", *args.access_args], env=env, cwd=PROJECT_ROOT
+    ).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="c360", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -528,6 +575,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.set_defaults(func=dashboards)
     sub.add_parser("env", help="print export lines for this environment").set_defaults(func=env_cmd)
+    p = sub.add_parser(
+        "access", help="database roles: `access setup`, or `access matrix` to print the role test matrix"
+    )
+    p.add_argument("access_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=access)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -5,29 +5,39 @@
 {% macro create_identity_support() %}
     create extension if not exists pg_trgm;
     create extension if not exists fuzzystrmatch;
-    create schema if not exists steward;
-    create table if not exists steward.identity_overrides (
-        override_id bigint generated always as identity primary key,
-        record_id_a text not null,
-        record_id_b text not null,
-        decision text not null check (decision in ('same', 'never')),
-        reason text not null,
-        decided_by text not null default current_user,
-        decided_at timestamptz not null default now(),
-        check (record_id_a <> record_id_b)
-    );
-    comment on table steward.identity_overrides is
-        'Data stewards'' identity decisions: two customer records (''source:id'') are the same customer or never are. Always win over the rules; the newest decision on a pair counts.';
+    {#- Created once, then owned by the project's admin (include/access): the guards let dbt
+        running as the transformer role, which may not create or comment on them, pass by. -#}
+    do $support$
+    begin
+        if to_regclass('steward.identity_overrides') is null then
+            create schema if not exists steward;
+            create table steward.identity_overrides (
+                override_id bigint generated always as identity primary key,
+                record_id_a text not null,
+                record_id_b text not null,
+                decision text not null check (decision in ('same', 'never')),
+                reason text not null,
+                decided_by text not null default current_user,
+                decided_at timestamptz not null default now(),
+                check (record_id_a <> record_id_b)
+            );
+            comment on table steward.identity_overrides is
+                'Data stewards'' identity decisions: two customer records (''source:id'') are the same customer or never are. Always win over the rules; the newest decision on a pair counts.';
+        end if;
 
-    {#- Erasure requests (PIPL): the sync-back engine records every erased record here
-        (include/push/erasure.py; same columns as its DDL). Identity resolution leaves them out. -#}
-    create schema if not exists ops;
-    create table if not exists ops.erasure_tombstones (
-        customer_key     text not null,
-        source_system    text not null,
-        source_record_id text not null,
-        primary key (source_system, source_record_id)
-    );
+        {#- Erasure requests (PIPL): the sync-back engine records every erased record here
+            (include/push/erasure.py; same columns as its DDL). Identity resolution leaves them out. -#}
+        if to_regclass('ops.erasure_tombstones') is null then
+            create schema if not exists ops;
+            create table ops.erasure_tombstones (
+                customer_key     text not null,
+                source_system    text not null,
+                source_record_id text not null,
+                primary key (source_system, source_record_id)
+            );
+        end if;
+    end
+    $support$;
 
     create schema if not exists intermediate;
     create or replace function intermediate.connected_components(edges_query text)

@@ -350,7 +350,32 @@ def quality(args: argparse.Namespace) -> int:
     return 1 if args.check and not met else 0
 
 
+CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium for the browser tests (tests/test_browser.py): installed with apt-get when it is
+    missing and we are root (as CI is); otherwise those tests say how to get it. C360_SKIP_BROWSER=1
+    skips both."""
+    import shutil
+
+    if os.environ.get("C360_SKIP_BROWSER") == "1" or shutil.which("chromium"):
+        return
+    if os.getuid() != 0 or not shutil.which("apt-get"):
+        say("no chromium: browser tests will fail (apt-get install chromium, or C360_SKIP_BROWSER=1)")
+        return
+    say("installing chromium for the browser tests (apt-get) ...")
+    apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *CHROMIUM_PACKAGES]):
+        proc = subprocess.run(cmd, env=apt_env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            output = (proc.stderr or proc.stdout)[-1500:]
+            say(f"{' '.join(cmd)} failed (the browser tests will say so):\n{output}")
+            return
+
+
 def test(args: argparse.Namespace) -> int:
+    ensure_chromium()
     env = setup(customers=args.customers)
     return subprocess.run([PY, "-m", "pytest", *args.pytest_args], env=env, cwd=PROJECT_ROOT).returncode
 

@@ -280,8 +280,8 @@ def check_superset_bundle(bundle: Path, marts: dict[str, dict[str, str]], wareho
     metadata = (
         yaml.safe_load((bundle / "metadata.yaml").read_text()) if (bundle / "metadata.yaml").exists() else {}
     )
-    if metadata.get("type") != "Dashboard" or metadata.get("version") != "1.0.0":
-        problems.append("metadata.yaml must say type Dashboard, version 1.0.0 (superset import-dashboards)")
+    if metadata.get("type") != "assets" or metadata.get("version") != "1.0.0":
+        problems.append("metadata.yaml must say type assets, version 1.0.0 (Superset's ImportAssetsCommand)")
     uuids = [c["uuid"] for kind in b.values() for c in kind.values()]
     problems += [
         f"uuid {u} is used twice in the bundle" for u in sorted({u for u in uuids if uuids.count(u) > 1})
@@ -337,6 +337,11 @@ def check_superset_bundle(bundle: Path, marts: dict[str, dict[str, str]], wareho
         if chart["params"].get("viz_type") != chart["viz_type"]:
             problems.append(f"{path}: params.viz_type differs from viz_type")
         known = {c["column_name"] for c in ds["columns"]}
+        for f in chart["params"].get("adhoc_filters") or []:
+            if f.get("expressionType") == "SIMPLE" and not f.get("subject"):
+                problems.append(
+                    f"{path}: a filter without a column (Superset answers 'Field may not be null')"
+                )
         for column in sorted(chart_columns(chart["params"]) - known):
             problems.append(f"{path}: uses column {column}, which bi.{ds['table_name']} does not have")
     for path, dash in b["dashboards"].items():

@@ -2,19 +2,17 @@
 
 The bundle has the layout of Superset's own export (metadata.yaml, databases/, datasets/, charts/,
 dashboards/). Its database URI carries Superset's password mask, never a password: the read-only
-bi_reader login's password (``C360_BI_READER_PASSWORD``) is put in at import time, into a zip that
-exists only in a temporary folder, then ``superset import-dashboards`` imports it (overwriting what
-an earlier import made, so editing a file and re-running superset-init updates the dashboards).
+bi_reader login's password (``C360_BI_READER_PASSWORD``) is put in in memory, then Superset's
+``ImportAssetsCommand`` (what its ``/api/v1/assets/import/`` endpoint runs) imports everything and
+overwrites what an earlier import made. (``superset import-dashboards`` would not: it keeps existing
+databases, datasets and charts, so a changed file or password would never arrive.)
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
-import zipfile
 from pathlib import Path
 
 import yaml
@@ -27,18 +25,34 @@ def with_password(uri: str, password: str) -> str:
     return make_url(uri).set(password=password).render_as_string(hide_password=False)
 
 
-def write_bundle_zip(bundle: Path, out: Path, password: str) -> Path:
-    """The bundle's YAML files under one top folder (as the importer expects), passwords filled in."""
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(bundle.rglob("*.yaml")):
-            rel = path.relative_to(bundle)
-            text = path.read_text(encoding="utf-8")
-            if rel.parts[0] == "databases":
-                config = yaml.safe_load(text)
-                config["sqlalchemy_uri"] = with_password(config["sqlalchemy_uri"], password)
-                text = yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
-            zf.writestr(f"c360_bundle/{rel.as_posix()}", text)
-    return out
+def bundle_contents(bundle: Path, password: str) -> dict[str, str]:
+    """The bundle's YAML files by path inside the bundle, the database passwords filled in."""
+    contents = {}
+    for path in sorted(bundle.rglob("*.yaml")):
+        rel = path.relative_to(bundle).as_posix()
+        text = path.read_text(encoding="utf-8")
+        if rel.startswith("databases/"):
+            config = yaml.safe_load(text)
+            config["sqlalchemy_uri"] = with_password(config["sqlalchemy_uri"], password)
+            text = yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
+        contents[rel] = text
+    return contents
+
+
+def import_bundle(contents: dict[str, str], username: str) -> None:
+    from superset.app import create_app
+
+    app = create_app()
+    with app.app_context():
+        from superset import security_manager
+        from superset.commands.importers.v1.assets import ImportAssetsCommand
+        from superset.utils.core import override_user
+
+        user = security_manager.find_user(username=username)
+        if user is None:
+            raise SystemExit(f"error: no Superset user {username!r} (superset fab create-admin first)")
+        with override_user(user):
+            ImportAssetsCommand(contents).run()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,10 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     if not password:
         print(f"error: {PASSWORD_ENV} is not set (the warehouse's bi_reader password; see .env.example)")
         return 2
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle_zip = write_bundle_zip(args.bundle, Path(tmp) / "c360_bundle.zip", password)
-        cmd = ["superset", "import-dashboards", "--path", str(bundle_zip), "--username", args.username]
-        return subprocess.run(cmd, check=False).returncode
+    contents = bundle_contents(args.bundle, password)
+    import_bundle(contents, args.username)
+    kinds = {
+        k: sum(1 for p in contents if p.startswith(f"{k}/")) for k in ("databases", "datasets", "charts")
+    }
+    dashboards = sum(1 for p in contents if p.startswith("dashboards/"))
+    print(f"imported {kinds} and {dashboards} dashboards from {args.bundle}")
+    return 0
 
 
 if __name__ == "__main__":

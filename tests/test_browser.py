@@ -227,8 +227,9 @@ def test_airflow_ui_refuses_a_wrong_password(browser, stack):
     page.wait_for_selector("input[name=username]", timeout=60_000)
     page.fill("input[name=username]", stack.user)
     page.fill("input[name=password]", stack.password + "-wrong")
-    page.keyboard.press("Enter")
-    page.wait_for_timeout(2_000)
+    with page.expect_response(lambda r: r.request.method == "POST", timeout=60_000) as login:
+        page.keyboard.press("Enter")
+    assert login.value.status in (401, 403), f"login with a wrong password answered {login.value.status}"
     assert page.locator("input[name=password]").count() == 1, "a wrong password got past the login form"
     assert "push_flows" not in page.inner_text("body")
     page.close()

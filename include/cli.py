@@ -256,27 +256,53 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
     if with_airflow:
         airflow_home().mkdir(parents=True, exist_ok=True)
         run([str(BIN / "airflow"), "db", "migrate"], env, stdout=subprocess.DEVNULL)
-        pools = {
-            s.pool: {
-                "slots": 4,
-                "description": f"concurrency cap for {s.label} ({s.name})",
-                "include_deferred": False,
-            }
-            for s in load_sources()
-            if s.pool
-        }
-        from include.push.targets import load_targets
-
-        for target in load_targets().targets:
-            pools.setdefault(
-                target.pool,
-                {"slots": 2, "description": f"concurrency cap for {target.label}", "include_deferred": False},
-            )
-        pools_file = airflow_home() / "pools.json"
-        pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
-        run([str(BIN / "airflow"), "pools", "import", str(pools_file)], env, stdout=subprocess.DEVNULL)
+        import_pools(env)
     say(f"set-up done in {time.monotonic() - t0:.0f} s")
     return env
+
+
+def import_pools(env: dict[str, str]) -> None:
+    """One pool per rate-limited source (4 slots) and per push target (2 slots), from the registries."""
+    pools = {
+        s.pool: {
+            "slots": 4,
+            "description": f"concurrency cap for {s.label} ({s.name})",
+            "include_deferred": False,
+        }
+        for s in load_sources()
+        if s.pool
+    }
+    from include.push.targets import load_targets
+
+    for target in load_targets().targets:
+        pools.setdefault(
+            target.pool,
+            {"slots": 2, "description": f"concurrency cap for {target.label}", "include_deferred": False},
+        )
+    pools_file = Path(env["AIRFLOW_HOME"]) / "pools.json"
+    pools_file.parent.mkdir(parents=True, exist_ok=True)
+    pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
+    run([str(BIN / "airflow"), "pools", "import", str(pools_file)], env, stdout=subprocess.DEVNULL)
+
+
+def init(args: argparse.Namespace) -> int:
+    """Container start-up (docker-compose.yaml's airflow-init): the warehouse and sandbox ERP databases
+    with their extensions, Airflow's metadata database and the pools. Every other service is its own
+    container, so nothing is started here; the environment (connections included) comes from compose.
+    Idempotent: run on every `docker compose up`."""
+    env = dict(os.environ)
+    for var in (WAREHOUSE_URL_ENV, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW_HOME"):
+        if not env.get(var):
+            say(f"{var} is not set: `init` prepares a compose deployment; locally use `make up`")
+            return 2
+    ensure_database(env[WAREHOUSE_URL_ENV])
+    ensure_database(env.get(ERP_URL_ENV) or erp_url(env[WAREHOUSE_URL_ENV]), extensions=())
+    say("warehouse and ERP databases ready")
+    run([str(BIN / "airflow"), "db", "migrate"], env, stdout=subprocess.DEVNULL)
+    say("Airflow metadata database migrated")
+    import_pools(env)
+    say("pools imported")
+    return 0
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -363,7 +389,32 @@ def quality(args: argparse.Namespace) -> int:
     return 1 if args.check and not met else 0
 
 
+CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium for the browser tests (tests/test_browser.py): installed with apt-get when it is
+    missing and we are root (as CI is); otherwise those tests say how to get it. C360_SKIP_BROWSER=1
+    skips both."""
+    import shutil
+
+    if os.environ.get("C360_SKIP_BROWSER") == "1" or shutil.which("chromium"):
+        return
+    if os.getuid() != 0 or not shutil.which("apt-get"):
+        say("no chromium: browser tests will fail (apt-get install chromium, or C360_SKIP_BROWSER=1)")
+        return
+    say("installing chromium for the browser tests (apt-get) ...")
+    apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *CHROMIUM_PACKAGES]):
+        proc = subprocess.run(cmd, env=apt_env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            output = (proc.stderr or proc.stdout)[-1500:]
+            say(f"{' '.join(cmd)} failed (the browser tests will say so):\n{output}")
+            return
+
+
 def test(args: argparse.Namespace) -> int:
+    ensure_chromium()
     env = setup(customers=args.customers)
     return subprocess.run([PY, "-m", "pytest", *args.pytest_args], env=env, cwd=PROJECT_ROOT).returncode
 
@@ -543,6 +594,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pytest_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=test)
     sub.add_parser("up", help="Airflow standalone (UI on :8080) with the sandbox").set_defaults(func=up)
+    sub.add_parser("init", help="prepare a container deployment (compose's airflow-init)").set_defaults(
+        func=init
+    )
     sub.add_parser("down", help="stop Airflow, the sandbox and the embedded PostgreSQL").set_defaults(
         func=down
     )

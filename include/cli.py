@@ -150,6 +150,10 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(airflow_port()),
+            # where task processes reach the Execution API (and the UI's links point): without it
+            # Airflow assumes http://localhost:8080, i.e. tasks fail, or talk to another stack's
+            # API server, whenever C360_AIRFLOW_PORT is not 8080
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{airflow_port()}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",

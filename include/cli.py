@@ -157,6 +157,10 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
+            # Cosmos keeps dbt's partial-parse state here; its default (/tmp/cosmos/<dag>) is shared
+            # by every checkout on the machine, whose differing projects then invalidate each
+            # other's state and every dbt task parses the whole project again
+            "AIRFLOW__COSMOS__CACHE_DIR": str(data_dir() / "cosmos"),
             "NO_PROXY": "*",
             f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": _pg_conn(warehouse_url),
             # change events (AssetWatcher on redis+pubsub); the sandbox publishes there too

@@ -209,12 +209,29 @@ def run(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedP
     return subprocess.run(args, env=env, cwd=PROJECT_ROOT, check=True, **kwargs)
 
 
-def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[str, str]:
+def airflow_metadata_url(warehouse_url: str) -> str:
+    """The metadata database of the long-running Airflow (`make up`): ``<warehouse db>_airflow`` on
+    the warehouse's server. SQLite serves ``airflow dags test`` (one process), not a scheduler,
+    triggerer, DAG processor and API server writing at once: under load they fail with "database is
+    locked", and the triggerer, which serves the change-event AssetWatchers, exits."""
+    wh = PgUrl.parse(warehouse_url)
+    return wh.with_dbname(f"{wh.dbname}_airflow").url
+
+
+def setup(
+    *, with_airflow: bool = True, customers: int | None = None, airflow_on_postgres: bool = False
+) -> dict[str, str]:
     """Bring up the warehouse and the sandbox; prepare dbt and Airflow. Idempotent."""
     t0 = time.monotonic()
     url, embedded = ensure_warehouse()
     say(f"warehouse: {url} ({'embedded PostgreSQL' if embedded else WAREHOUSE_URL_ENV})")
     env = project_env(url)
+    if airflow_on_postgres and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:
+        metadata = airflow_metadata_url(url)
+        ensure_database(metadata, extensions=())
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata.replace(
+            "postgresql://", "postgresql+psycopg2://", 1
+        )
     ensure_database(env[ERP_URL_ENV], extensions=())
     if not (sandbox_dir() / "apps.sqlite").exists():
         n = customers or int(os.environ.get("C360_DEMO_CUSTOMERS", "2000"))
@@ -368,7 +385,7 @@ def _pidfile() -> Path:
 
 
 def up(args: argparse.Namespace) -> int:
-    env = setup()
+    env = setup(airflow_on_postgres=True)
     pid = _read_pid(_pidfile())
     if pid:
         say(f"Airflow already running (pid {pid}): http://127.0.0.1:{airflow_port()}")
@@ -425,7 +442,17 @@ def down(args: argparse.Namespace) -> int:
 def env_cmd(args: argparse.Namespace) -> int:
     """Print ``export`` lines for a shell: ``eval "$(make env)"``."""
     url, _ = ensure_warehouse()
-    for key, value in project_env(url).items():
+    env = project_env(url)
+    metadata = PgUrl.parse(airflow_metadata_url(url))
+    with psycopg.connect(metadata.with_dbname("postgres").url) as conn:
+        on_postgres = conn.execute(
+            "select 1 from pg_database where datname = %s", (metadata.dbname,)
+        ).fetchone()
+    if on_postgres and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:  # `make up` made it
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata.url.replace(
+            "postgresql://", "postgresql+psycopg2://", 1
+        )
+    for key, value in env.items():
         if key.startswith(("C360_", "AIRFLOW", "DBT_")):
             print(f"export {key}={shlex.quote(value)}")
     return 0

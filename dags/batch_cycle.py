@@ -23,7 +23,7 @@ from c360_monitoring import alert_callbacks
 from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 
-from include.config import DBT_PROJECT_DIR
+from include.config import DBT_POOL, DBT_PROJECT_DIR
 from include.dbt_profile import warehouse_profile
 from include.push.targets import load_targets
 from include.registry import load_sources
@@ -67,6 +67,7 @@ def c360_batch_cycle():
         profile_config=warehouse_profile(),
         invocation_mode=InvocationMode.DBT_RUNNER,
         install_deps=False,
+        pool=DBT_POOL,
     )
 
     @task

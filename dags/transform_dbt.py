@@ -34,7 +34,7 @@ from cosmos.constants import InvocationMode, LoadMode, TestBehavior
 from cosmos.operators.local import DbtBuildLocalOperator
 
 from include.assets import CUSTOMER_360, CUSTOMER_ALERTS, CUSTOMER_CROSSWALK, DIM_CUSTOMER, raw_asset
-from include.config import DBT_PROJECT_DIR
+from include.config import DBT_POOL, DBT_PROJECT_DIR
 from include.dbt_profile import warehouse_profile
 from include.registry import load_sources
 from include.tags import OWNER, Layer
@@ -81,7 +81,7 @@ def dbt_customer_360():
             # relationships tests need both models built: run them in their own task after both
             should_detach_multiple_parents_tests=True,
         ),
-        operator_args={"install_deps": False},
+        operator_args={"install_deps": False, "pool": DBT_POOL},
     )
     batch_roots = sorted(t.task_id for t in dbt.roots)
 
@@ -109,6 +109,7 @@ def dbt_customer_360():
         profile_config=profile,
         invocation_mode=InvocationMode.DBT_RUNNER,
         install_deps=False,
+        pool=DBT_POOL,
         select=f"{{{{ ti.xcom_pull(task_ids='choose_build', key='{EVENT_SELECT_KEY}') }}}}",
         # data tests whose every parent is rebuilt; the batch build runs the rest. Unit tests check
         # the models' logic on fixed inputs: a data change cannot change their outcome

@@ -22,6 +22,8 @@ from pathlib import Path
 import psycopg
 
 from include.config import (
+    DBT_POOL,
+    DBT_POOL_SLOTS,
     DBT_PROJECT_DIR,
     ERP_URL_ENV,
     PII_SALT_ENV,
@@ -259,6 +261,11 @@ def setup(
                 target.pool,
                 {"slots": 2, "description": f"concurrency cap for {target.label}", "include_deferred": False},
             )
+        pools[DBT_POOL] = {
+            "slots": DBT_POOL_SLOTS,
+            "description": "dbt invocations at once (each parses the project, then builds)",
+            "include_deferred": False,
+        }
         pools_file = airflow_home() / "pools.json"
         pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
         run([str(BIN / "airflow"), "pools", "import", str(pools_file)], env, stdout=subprocess.DEVNULL)

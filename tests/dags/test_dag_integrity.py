@@ -159,3 +159,14 @@ def test_batch_cycle_extracts_everything_then_builds_checks_and_pushes_every_flo
         ).upstream_task_ids
     # it starts nothing else: no Assets out
     assert not [t.task_id for t in dag.tasks if t.outlets]
+
+
+def test_every_dbt_task_runs_in_the_dbt_pool(dagbag):
+    from cosmos.operators.base import AbstractDbtBase
+
+    from include.config import DBT_POOL
+
+    dbt_tasks = [(d.dag_id, t) for d in _dags(dagbag) for t in d.tasks if isinstance(t, AbstractDbtBase)]
+    assert {"dbt_event_build", "dbt_build"} <= {t.task_id for _, t in dbt_tasks}
+    for dag_id, task in dbt_tasks:
+        assert task.pool == DBT_POOL, f"{dag_id}.{task.task_id} runs in {task.pool}"

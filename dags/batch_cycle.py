@@ -20,6 +20,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, TaskGroup, dag, task
 from c360_monitoring import alert_callbacks
+from cosmos import settings as cosmos_settings
 from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 
@@ -68,6 +69,7 @@ def c360_batch_cycle():
         invocation_mode=InvocationMode.DBT_RUNNER,
         install_deps=False,
         pool=DBT_POOL,
+        cache_dir=cosmos_settings.cache_dir / "c360_batch_cycle__dbt_build",  # partial parsing between runs
     )
 
     @task

@@ -104,8 +104,12 @@ def _build(source: Source):
         def publish(results: list[dict], outlet_events=None, triggering_asset_events=None) -> dict:
             """Emit the raw Asset once every entity has landed. Its extra says whether change
             messages started this run (``mode: event``: the dbt DAG then builds only what this
-            source feeds) and carries the batch figures."""
-            from include.event_mode import event_extras, run_mode
+            source feeds) and carries the batch figures. An event run that landed nothing new
+            emits nothing: a change is announced per entity, so the messages of one change start
+            two runs, and the second finds everything landed by the first."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from include.event_mode import EVENT, event_extras, run_mode
 
             figures = {
                 r["entity"]: {k: r[k] for k in ("received", "inserted", "duplicates", "quarantined")}
@@ -116,6 +120,8 @@ def _build(source: Source):
                 "source": source.name,
                 "entities": figures,
             }
+            if extra["mode"] == EVENT and not any(f["inserted"] for f in figures.values()):
+                raise AirflowSkipException(f"event run: nothing new landed in {source.raw_schema}")
             outlet_events[raw_asset(source.name)].extra = extra
             return extra
 

@@ -159,3 +159,49 @@ def test_event_push_runs_the_flows_reacting_to_the_changed_source(dagbag):
         first = dagbag.dags["push_flows"].get_task(f"{flow.name}.selected")
         assert first.ignore_downstream_trigger_rules
         assert not first.upstream_task_ids
+
+
+class _Outlets(dict):
+    def __missing__(self, asset):
+        self[asset] = SimpleNamespace(extra=None)
+        return self[asset]
+
+
+def test_event_extract_that_landed_nothing_new_starts_nothing(dagbag):
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    message = _triggered_by({"from_trigger": True, "payload": {"data": "{}"}})
+    nothing = [
+        {"entity": e, "received": 1, "inserted": 0, "duplicates": 1, "quarantined": 0} for e in ("a", "b")
+    ]
+    with pytest.raises(AirflowSkipException):  # the second message of one change: already landed
+        _run(
+            dagbag,
+            "extract_callcenter",
+            "publish",
+            results=nothing,
+            outlet_events=_Outlets(),
+            triggering_asset_events=message,
+        )
+    landed = [{**nothing[0], "inserted": 1}, nothing[1]]
+    outlets = _Outlets()
+    extra = _run(
+        dagbag,
+        "extract_callcenter",
+        "publish",
+        results=landed,
+        outlet_events=outlets,
+        triggering_asset_events=message,
+    )
+    assert extra["mode"] == EVENT and extra["source"] == "callcenter"
+    assert outlets[raw_asset("callcenter")].extra == extra
+    # a scheduled run always tells dbt it ran (its figures feed the monitoring)
+    batch = _run(
+        dagbag,
+        "extract_callcenter",
+        "publish",
+        results=nothing,
+        outlet_events=_Outlets(),
+        triggering_asset_events={},
+    )
+    assert batch["mode"] == BATCH

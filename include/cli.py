@@ -434,10 +434,25 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def down(args: argparse.Namespace) -> int:
     pid = _read_pid(_pidfile())
     if pid:
         os.killpg(pid, signal.SIGTERM)
+        # the scheduler shuts down gracefully, waiting for the tasks it runs: give it a minute,
+        # then stop what is left of the group (it outlived `make down` and kept running tasks)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(1)
+        if _group_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
         say("Airflow stopped")
     _pidfile().unlink(missing_ok=True)
     subprocess.run([PY, "-m", "include.sandbox", "stop"], cwd=PROJECT_ROOT, check=False)

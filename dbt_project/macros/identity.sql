@@ -122,7 +122,9 @@
         a.customer_type as type_a,
         b.customer_type as type_b,
         a.match_name as name_a,
-        b.match_name as name_b
+        b.match_name as name_b,
+        a.city as city_a,
+        b.city as city_b
     {%- if scope %}
     from (
         select scoped.value
@@ -161,7 +163,8 @@
 {#- The evidence rows one exact rule gives, from the pairs of its field (exact_field_pairs):
     `same_type` only records of one customer type, `cross_type` only a company and a person,
     `customer_type` only that type, `min_length` no shorter values, `name_similarity` names at least
-    that alike. -#}
+    that alike, `same_city` both records in one (known) city, `no_city_conflict` not in two different
+    known cities. -#}
 {% macro exact_rule_evidence(rule, pairs_cte) -%}
     select
         record_id_a,
@@ -190,13 +193,20 @@
         {%- if rule.get('min_length') %}
         and char_length(value_a) >= {{ rule['min_length'] }}
         {%- endif %}
+        {%- if rule.get('same_city') %}
+        and city_a = city_b
+        {%- endif %}
+        {%- if rule.get('no_city_conflict') %}
+        and coalesce(city_a = city_b, true)
+        {%- endif %}
         {%- if rule.get('name_similarity') %}
         and {{ name_similarity('name_a', 'name_b') }} >= {{ rule['name_similarity'] }}
         {%- endif %}
 {%- endmacro %}
 
 {#- The evidence rows one fuzzy rule gives: pairs in the same block (equal `block_on` columns) whose
-    `field` values are similar (pg_trgm) but not equal, in blocks of at most max_block_size.
+    `field` values are similar (pg_trgm) but not equal, in blocks of at most max_block_size;
+    `max_length_difference` skips pairs whose lengths differ more (before any similarity is computed).
     `scope` as for exact_rule_evidence: only the blocks its records are in, and pairs with one of them. -#}
 {% macro fuzzy_rule_evidence(rule, values_cte, scope=none) -%}
     {%- set cfg = var('identity') -%}
@@ -267,6 +277,9 @@
             having count(*) between 2 and {{ cfg['max_block_size'] }}
         )
     {%- endif %}
+        {%- if rule.get('max_length_difference') is not none %}
+        and abs(char_length(a.{{ field }}) - char_length(b.{{ field }})) <= {{ rule['max_length_difference'] }}
+        {%- endif %}
         and {{ name_similarity('a.' ~ field, 'b.' ~ field) }} >= {{ rule['similarity'] }}
 {%- endmacro %}
 

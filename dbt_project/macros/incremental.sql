@@ -1,19 +1,34 @@
 {#- Incremental helpers: change detection on the landing metadata of the raw tables. -#}
 
-{#- The newest `column` already in this incremental model (or in `relation`), less var staging_lookback_minutes
-    (landings that committed while the previous run was reading), as a timestamptz literal. Taken
-    once per statement that renders it; the model's SQL and its pre-hook render it before anything
-    is written, so both see the same instant. Only meaningful when is_incremental(). -#}
+{#- Since when this model must re-read landed rows (a timestamptz literal): the start of its last
+    run (ops.incremental_progress, consumer '<model> <- landed', written by its post-hook
+    mark_landing_read), less var staging_lookback_minutes for landings that committed while that run
+    was reading; before the first such mark, the newest `column` already in this model (or in
+    `relation`) less the lookback. Measured from the last run, not from the data, so a bulk load
+    landed long before is not read again. Taken once per statement that renders it; the model's SQL
+    and its pre-hook render it before anything is written, so both see the same instant. -#}
 {% macro incremental_watermark(column='loaded_at', relation=none) -%}
     {%- if execute and (relation is not none or is_incremental()) -%}
         {%- set query -%}
-            select {{ to_microseconds('max(' ~ column ~ ')') }} from {{ relation or this }}
+            select coalesce(
+                (select {{ to_microseconds('consumed_through') }} from ops.incremental_progress
+                 where consumer = '{{ this.identifier }} <- landed'),
+                (select {{ to_microseconds('max(' ~ column ~ ')') }} from {{ relation or this }})
+            )
         {%- endset -%}
         ({{ epoch_literal(run_query(query).columns[0].values()[0]) }}
             - interval '{{ var("staging_lookback_minutes") }} minutes')
     {%- else -%}
         '-infinity'::timestamptz
     {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook of a model reading landed rows by incremental_watermark: this run read them. -#}
+{% macro mark_landing_read() -%}
+    insert into ops.incremental_progress (consumer, consumed_through)
+    values ('{{ this.identifier }} <- landed', '{{ run_started_at }}'::timestamptz)
+    on conflict (consumer) do update
+    set consumed_through = excluded.consumed_through, updated_at = now()
 {%- endmacro %}
 
 {#- Record ids of `raw_relation` with a version (or tombstone) landed since the watermark. -#}

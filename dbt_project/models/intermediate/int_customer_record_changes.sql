@@ -4,6 +4,7 @@
         incremental_strategy='append',
         on_schema_change='fail',
         indexes=[{'columns': ['detected_at']}, {'columns': ['customer_record_id']}],
+        post_hook="{{ mark_landing_read() }}",
     )
 }}
 
@@ -11,7 +12,7 @@
     changed ('changed': anything identity resolution or survivorship reads) or left ('removed':
     its latest landed version is a tombstone, or its person was erased), with the record as it is
     now and the values it was matched on before, logged at detected_at. Every run compares the
-    records landed since the last change (less var staging_lookback_minutes) with
+    records landed since its last run (less var staging_lookback_minutes) with
     int_customer_records as it stands, before that model applies the log; the first build logs
     nothing (everything downstream is built whole). Identity resolution's incremental models
     consume this log, each from where it stopped (ops.incremental_progress). -#}

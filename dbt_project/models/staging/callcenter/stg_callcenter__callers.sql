@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['caller_id'], 'unique': true}, {'columns': ['loaded_at']}],
         pre_hook="{{ delete_changed_staging_rows('caller_id', source('callcenter', 'callers')) }}",
+        post_hook="{{ mark_landing_read() }}",
     )
 }}
 

@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['account_id'], 'unique': true}, {'columns': ['loaded_at']}],
         pre_hook="{{ delete_changed_staging_rows('account_id', source('crm', 'accounts')) }}",
+        post_hook="{{ mark_landing_read() }}",
     )
 }}
 

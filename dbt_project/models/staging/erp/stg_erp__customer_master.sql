@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['customer_id'], 'unique': true}, {'columns': ['loaded_at']}],
         pre_hook="{{ delete_changed_staging_rows('customer_id', source('erp', 'customer_master')) }}",
+        post_hook="{{ mark_landing_read() }}",
     )
 }}
 

@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['lead_id'], 'unique': true}, {'columns': ['loaded_at']}],
         pre_hook="{{ delete_changed_staging_rows('lead_id', source('marketing', 'leads')) }}",
+        post_hook="{{ mark_landing_read() }}",
     )
 }}
 

@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[{'columns': ['archive_id'], 'unique': true}, {'columns': ['loaded_at']}],
         pre_hook="{{ delete_changed_staging_rows('archive_id', source('oa', 'customer_archive')) }}",
+        post_hook="{{ mark_landing_read() }}",
     )
 }}
 

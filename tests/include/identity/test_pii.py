@@ -41,7 +41,7 @@ def test_protect_record_replaces_the_number_with_its_salted_hash_and_validity():
     assert protected == {
         "id": "A1",
         "name": "张伟",
-        "id_card_no_sha256": hashlib.sha256(f"s@lt{ZHANG_WEI}".encode()).hexdigest(),
+        "id_card_no_sha256": hashlib.sha256(f"test-salt{ZHANG_WEI}".encode()).hexdigest(),
         "id_card_no_valid": True,
     }
     assert record["id_card_no"] == " 11010519850307006x "  # the input is left alone

@@ -86,8 +86,6 @@ def _build(source: Source):
             def extract(
                 entity_name: str = entity.name, dag_run=None, data_interval_start=None, data_interval_end=None
             ):
-                from airflow.sdk import BaseHook
-
                 from include.config import WAREHOUSE_CONN_ID, connection_url
 
                 entity = source.entity(entity_name)
@@ -107,12 +105,9 @@ def _build(source: Source):
                 if source.kind == "database":
                     db = connection_url(source.conn_id)
                     return extract_entity(source, entity, warehouse, source_db_url=db, **kwargs).as_dict()
-                from airflow.providers.http.hooks.http import HttpHook
+                from include.extract.http_api import source_session
 
-                from include.extract.http_api import HookSession
-
-                token = BaseHook.get_connection(source.conn_id).password
-                with HookSession(HttpHook(method="GET", http_conn_id=source.conn_id), token) as client:
+                with source_session(source.conn_id) as client:
                     return extract_entity(source, entity, warehouse, client=client, **kwargs).as_dict()
 
             extracted.append(extract())

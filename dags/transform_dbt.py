@@ -70,12 +70,15 @@ def dbt_customer_360():
         """Every model and test upstream passed: tell the push and BI DAGs the marts are fresh,
         with their row counts on the Asset events."""
         import psycopg
+        from psycopg import sql
 
         from include.config import WAREHOUSE_CONN_ID, connection_url
 
         with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
             counts = {
-                asset.name: conn.execute(f"select count(*) from {asset.name}").fetchone()[0]
+                asset.name: conn.execute(
+                    sql.SQL("select count(*) from {}").format(sql.Identifier(*asset.name.split(".")))
+                ).fetchone()[0]
                 for asset in published
             }
         for asset in published:

@@ -40,16 +40,18 @@ _E164 = """case
 end"""
 
 
-def _not_erased(alias: str) -> str:
-    return f"not exists (select 1 from ops.erasure_requests e where e.customer_key = {alias}.customer_key)"
+def _not_erased(alias: str) -> sql.Composable:
+    return sql.SQL(
+        "not exists (select 1 from ops.erasure_requests e where e.customer_key = {}.customer_key)"
+    ).format(sql.Identifier(alias))
 
 
-def _not_tombstoned(system: str, record_id: str) -> str:
+def _not_tombstoned(system: str, alias: str, column: str) -> sql.Composable:
     """The source record did not belong to an erased customer (its key may have changed since)."""
-    return (
+    return sql.SQL(
         "not exists (select 1 from ops.erasure_tombstones t "
-        f"where t.source_system = '{system}' and t.source_record_id = {record_id})"
-    )
+        "where t.source_system = {} and t.source_record_id = {})"
+    ).format(sql.Literal(system), sql.Identifier(alias, column))
 
 
 def crm_golden_contacts(flow: Flow) -> sql.Composable:
@@ -80,8 +82,8 @@ where x.source_system = 'crm' and {not_erased} and {not_tombstoned}
 """
     ).format(
         tags=tags if columns else sql.SQL(""),
-        not_erased=sql.SQL(_not_erased("d")),
-        not_tombstoned=sql.SQL(_not_tombstoned("crm", "x.source_record_id")),
+        not_erased=_not_erased("d"),
+        not_tombstoned=_not_tombstoned("crm", "x", "source_record_id"),
     )
 
 
@@ -115,8 +117,8 @@ def _important(flow: Flow) -> sql.Composable:
         raise ValueError(f"flow {flow.name}: min_opportunity_amount must be a non-negative number")
     return sql.SQL(_IMPORTANT_NEW).format(
         min_amount=sql.Literal(amount),
-        not_erased=sql.SQL(_not_erased("d")),
-        not_tombstoned=sql.SQL(_not_tombstoned("crm", "x.source_record_id")),
+        not_erased=_not_erased("d"),
+        not_tombstoned=_not_tombstoned("crm", "x", "source_record_id"),
     )
 
 
@@ -217,7 +219,7 @@ where (h.version is null or c.changed_at > h.version) and {not_erased}
                   where t.source_system = split_part(h.target, '_', 1) and t.source_record_id = h.record_key)
 group by h.target, h.record_key, h.customer_key, h.version
 """
-    ).format(value=value, mapping=mapping, not_erased=sql.SQL(_not_erased("h")))
+    ).format(value=value, mapping=mapping, not_erased=_not_erased("h"))
 
 
 def marketing_lead_screening(flow: Flow) -> sql.Composable:

@@ -28,6 +28,14 @@
         source_record_id text not null,
         primary key (source_system, source_record_id)
     );
+    {#- Marketing consent withdrawn per contact (python -m include.push suppress; same columns as the
+        sync-back engine's DDL). A customer holding a suppressed contact has not opted in. -#}
+    create table if not exists ops.contact_suppressions (
+        contact     text not null,
+        reason      text not null check (reason in ('unsubscribed', 'no_consent', 'erasure', 'complaint')),
+        recorded_at timestamptz not null default now(),
+        primary key (contact, reason)
+    );
 
     create schema if not exists intermediate;
     create or replace function intermediate.connected_components(edges_query text)

@@ -215,5 +215,6 @@ def test_every_model_and_column_is_documented(dbt_warehouse: DbtWarehouse) -> No
     manifest = json.loads((dbt_warehouse.target_path / "manifest.json").read_text())
     catalog = json.loads((dbt_warehouse.target_path / "catalog.json").read_text())
     assert len(catalog["nodes"]) == 44  # 42 models + 2 snapshots
-    assert len(catalog["sources"]) == 14  # 12 registry entities, steward overrides, erasure tombstones
+    assert len(catalog["sources"]) == 15  # 12 registry entities, steward overrides, erasure tombstones,
+    # contact suppressions
     assert dictionary_problems(manifest, catalog) == []

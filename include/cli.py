@@ -32,6 +32,7 @@ from include.config import (
     data_dir,
     erp_url,
     ground_truth_dir,
+    redact_url,
     sandbox_dir,
     sandbox_port,
 )
@@ -205,7 +206,7 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
     """Bring up the warehouse and the sandbox; prepare dbt and Airflow. Idempotent."""
     t0 = time.monotonic()
     url, embedded = ensure_warehouse()
-    say(f"warehouse: {url} ({'embedded PostgreSQL' if embedded else WAREHOUSE_URL_ENV})")
+    say(f"warehouse: {redact_url(url)} ({'embedded PostgreSQL' if embedded else WAREHOUSE_URL_ENV})")
     env = project_env(url)
     ensure_database(env[ERP_URL_ENV], extensions=())
     if not (sandbox_dir() / "apps.sqlite").exists():
@@ -299,7 +300,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print(f"freshness:                       {summary['freshness']}")
     print(f"pipeline health:                 {summary['health']}  (monitoring.pipeline_health)")
     print()
-    print(f"connect with:  psql {warehouse_url}")
+    print(f"connect with:  psql {redact_url(warehouse_url)}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")
     print(f"Airflow UI:    make up    (then open http://127.0.0.1:{airflow_port()})")
 

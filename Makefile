@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test up down docs lint bench quality env clean
+.PHONY: demo test up down docs dashboards lint bench quality env clean
 
 $(STAMP): requirements.txt constraints.txt
 	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required ($(PYTHON) not found)"; exit 1; }
@@ -31,6 +31,9 @@ down: $(STAMP)  ## stop Airflow, the sandbox and the embedded PostgreSQL
 
 docs: $(STAMP)  ## build the dbt docs (data dictionary) and serve them on :8081
 	$(PY) -m include.cli docs
+
+dashboards: $(STAMP)  ## build the HTML dashboards from the warehouse and serve them on :8083; DASHBOARD_ARGS="--schema marts"
+	$(PY) -m include.cli dashboards --open $(DASHBOARD_ARGS)
 
 bench: $(STAMP)  ## benchmarks (figures, not tests); BENCH_ARGS="--records 200000" for a quick run
 	$(PY) -m include.cli bench $(BENCH_ARGS)

@@ -570,7 +570,10 @@ def run(
     db = PgUrl.parse(url)
     folder = ws.dir / "identity"
     folder.mkdir(exist_ok=True)
-    loaded_at = datetime.now(UTC)
+    # The existing records landed well before the incremental batch (in production, earlier schedules):
+    # older than the staging models' lookback window (var staging_lookback_minutes), which re-reads
+    # only what landed in the last minutes before the previous run.
+    loaded_at = datetime.now(UTC) - timedelta(hours=1)
     base_rows, land_s = land(url, prepared, "base", loaded_at)
     say(f"identity: landed {base_rows:,} records in {land_s:.1f} s")
     _checked(run_dbt(db, ["parse", "--quiet"], folder), "dbt parse")

@@ -86,10 +86,10 @@ def _build(source: Source):
             def extract(
                 entity_name: str = entity.name, dag_run=None, data_interval_start=None, data_interval_end=None
             ):
-                from include.config import WAREHOUSE_CONN_ID, connection_url
+                from include.config import component_conn_id, connection_url
 
                 entity = source.entity(entity_name)
-                warehouse = connection_url(WAREHOUSE_CONN_ID)
+                warehouse = connection_url(component_conn_id("loader"))
                 if source.kind == "files":
                     from include.extract.file_drops import extract_files
 

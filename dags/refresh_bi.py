@@ -6,7 +6,10 @@ source the dashboards read and the marts, as listed under ``gates.refresh_bi`` i
 upstream is within its SLA; a late or failed extract holds the refresh and raises an alert
 instead of showing stale numbers. Then every materialized view in the BI schema is refreshed and
 the "data as of" time the dashboards display is recorded in ``monitoring.bi_refreshes``; the DAG
-emits the ``bi.dashboards`` Asset.
+emits the ``bi.dashboards`` Asset. Last, ``write_dashboards`` regenerates the self-contained HTML
+dashboards (big-screen overview and customer 360, ``include/bi``) from the refreshed BI schema
+(``C360_DASHBOARD_SCHEMA``, default ``bi``) into ``<data dir>/dashboards/``, stamped with that
+"data as of" time.
 """
 
 from __future__ import annotations
@@ -55,7 +58,26 @@ def refresh_bi():
         outlet_events[BI_DASHBOARDS].extra = figures
         return figures
 
-    freshness_gates("refresh_bi") >> refresh()
+    @task
+    def write_dashboards(figures: dict) -> dict:
+        from datetime import datetime
+
+        import psycopg
+
+        from include.bi.dashboards import dashboard_relations
+        from include.bi.dashboards import write_dashboards as write_pages
+        from include.config import connection_url
+
+        as_of = datetime.fromisoformat(figures["data_as_of"]) if figures["data_as_of"] else None
+        with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
+            build = write_pages(conn, relations=dashboard_relations(), as_of_time=as_of)
+        return {
+            "pages": {name: str(path) for name, path in build.pages.items()},
+            "customers_embedded": build.customers_embedded,
+            "customers_total": build.customers_total,
+        }
+
+    write_dashboards(freshness_gates("refresh_bi") >> refresh())
 
 
 refresh_bi()

@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 
 from include.config import (
+    COMPONENTS,
     DBT_PROJECT_DIR,
     ERP_URL_ENV,
     PII_SALT_ENV,
@@ -104,6 +105,22 @@ def protect_landed_identifiers(url: str, salt: str) -> None:
         conn.commit()
 
 
+def setup_roles(url: str) -> None:
+    """The database roles and grants of include/registry/access.yaml (idempotent). A login that
+    may not create roles (a managed server) gets a warning, not a failed demo."""
+    from include.access.setup import setup_access
+
+    try:
+        report = setup_access(url)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        say(f"database roles not set up ({exc}); run `python -m include.access setup` as the admin")
+        return
+    say(
+        f"database roles ready ({len(report.login)} with a login, {len(report.nologin)} SET ROLE only"
+        f"{', created ' + ', '.join(report.created) if report.created else ''})"
+    )
+
+
 def _pg_conn(url: str) -> str:
     p = PgUrl.parse(url)
     return json.dumps(
@@ -181,6 +198,7 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             )
         elif source.kind == "database":
             env[f"AIRFLOW_CONN_{source.conn_id.upper()}"] = _pg_conn(erp)
+    env.update(component_connections(warehouse_url))
     from include.push.targets import load_targets
 
     for target in load_targets().targets:  # push targets the sources do not cover (marketing's API)
@@ -195,6 +213,25 @@ def project_env(warehouse_url: str) -> dict[str, str]:
                     "password": token,
                 }
             )
+    return env
+
+
+def component_connections(warehouse_url: str) -> dict[str, str]:
+    """A connection per component whose role has a password (``C360_DB_PASSWORD_<ROLE>``), and the
+    ``C360_<COMPONENT>_CONN_ID`` that points the component at it; without one, the component uses
+    ``c360_warehouse`` as before."""
+    from include.access.roles import load_access
+
+    wh = PgUrl.parse(warehouse_url)
+    env: dict[str, str] = {}
+    for component in COMPONENTS:
+        role = load_access().roles[component]
+        password = role.password()
+        if password:
+            conn_id = f"{WAREHOUSE_CONN_ID}_{component}"
+            login = PgUrl(wh.host, wh.port, role.db_name(), password, wh.dbname).url
+            env[f"AIRFLOW_CONN_{conn_id.upper()}"] = _pg_conn(login)
+            env[f"C360_{component.upper()}_CONN_ID"] = conn_id
     return env
 
 
@@ -215,31 +252,58 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
         run([PY, "-m", "include.sandbox", "generate", "--customers", str(n), "--seed", str(DEMO_SEED)], env)
     run([PY, "-m", "include.sandbox", "start"], env)
     protect_landed_identifiers(url, env[PII_SALT_ENV])
+    setup_roles(url)
     run([str(BIN / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
     if with_airflow:
         airflow_home().mkdir(parents=True, exist_ok=True)
         run([str(BIN / "airflow"), "db", "migrate"], env, stdout=subprocess.DEVNULL)
-        pools = {
-            s.pool: {
-                "slots": 4,
-                "description": f"concurrency cap for {s.label} ({s.name})",
-                "include_deferred": False,
-            }
-            for s in load_sources()
-            if s.pool
-        }
-        from include.push.targets import load_targets
-
-        for target in load_targets().targets:
-            pools.setdefault(
-                target.pool,
-                {"slots": 2, "description": f"concurrency cap for {target.label}", "include_deferred": False},
-            )
-        pools_file = airflow_home() / "pools.json"
-        pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
-        run([str(BIN / "airflow"), "pools", "import", str(pools_file)], env, stdout=subprocess.DEVNULL)
+        import_pools(env)
     say(f"set-up done in {time.monotonic() - t0:.0f} s")
     return env
+
+
+def import_pools(env: dict[str, str]) -> None:
+    """One pool per rate-limited source (4 slots) and per push target (2 slots), from the registries."""
+    pools = {
+        s.pool: {
+            "slots": 4,
+            "description": f"concurrency cap for {s.label} ({s.name})",
+            "include_deferred": False,
+        }
+        for s in load_sources()
+        if s.pool
+    }
+    from include.push.targets import load_targets
+
+    for target in load_targets().targets:
+        pools.setdefault(
+            target.pool,
+            {"slots": 2, "description": f"concurrency cap for {target.label}", "include_deferred": False},
+        )
+    pools_file = Path(env["AIRFLOW_HOME"]) / "pools.json"
+    pools_file.parent.mkdir(parents=True, exist_ok=True)
+    pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
+    run([str(BIN / "airflow"), "pools", "import", str(pools_file)], env, stdout=subprocess.DEVNULL)
+
+
+def init(args: argparse.Namespace) -> int:
+    """Container start-up (docker-compose.yaml's airflow-init): the warehouse and sandbox ERP databases
+    with their extensions, Airflow's metadata database and the pools. Every other service is its own
+    container, so nothing is started here; the environment (connections included) comes from compose.
+    Idempotent: run on every `docker compose up`."""
+    env = dict(os.environ)
+    for var in (WAREHOUSE_URL_ENV, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW_HOME"):
+        if not env.get(var):
+            say(f"{var} is not set: `init` prepares a compose deployment; locally use `make up`")
+            return 2
+    ensure_database(env[WAREHOUSE_URL_ENV])
+    ensure_database(env.get(ERP_URL_ENV) or erp_url(env[WAREHOUSE_URL_ENV]), extensions=())
+    say("warehouse and ERP databases ready")
+    run([str(BIN / "airflow"), "db", "migrate"], env, stdout=subprocess.DEVNULL)
+    say("Airflow metadata database migrated")
+    import_pools(env)
+    say("pools imported")
+    return 0
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -303,6 +367,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print(f"connect with:  psql {redact_url(warehouse_url)}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")
     print(f"Airflow UI:    make up    (then open http://127.0.0.1:{airflow_port()})")
+    print(f"dashboards:    make dashboards    (then open http://127.0.0.1:{dashboards_port()})")
 
 
 def quality(args: argparse.Namespace) -> int:
@@ -325,7 +390,32 @@ def quality(args: argparse.Namespace) -> int:
     return 1 if args.check and not met else 0
 
 
+CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
+
+
+def ensure_chromium() -> None:
+    """Debian's chromium for the browser tests (tests/test_browser.py): installed with apt-get when it is
+    missing and we are root (as CI is); otherwise those tests say how to get it. C360_SKIP_BROWSER=1
+    skips both."""
+    import shutil
+
+    if os.environ.get("C360_SKIP_BROWSER") == "1" or shutil.which("chromium"):
+        return
+    if os.getuid() != 0 or not shutil.which("apt-get"):
+        say("no chromium: browser tests will fail (apt-get install chromium, or C360_SKIP_BROWSER=1)")
+        return
+    say("installing chromium for the browser tests (apt-get) ...")
+    apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *CHROMIUM_PACKAGES]):
+        proc = subprocess.run(cmd, env=apt_env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            output = (proc.stderr or proc.stdout)[-1500:]
+            say(f"{' '.join(cmd)} failed (the browser tests will say so):\n{output}")
+            return
+
+
 def test(args: argparse.Namespace) -> int:
+    ensure_chromium()
     env = setup(customers=args.customers)
     return subprocess.run([PY, "-m", "pytest", *args.pytest_args], env=env, cwd=PROJECT_ROOT).returncode
 
@@ -354,6 +444,67 @@ def bench(args: argparse.Namespace) -> int:
     env = setup(with_airflow=False)
     cmd = [PY, "-m", "benchmarks.run", *args.bench_args]
     return subprocess.run(cmd, env=env, cwd=PROJECT_ROOT).returncode
+
+
+def dashboards_port() -> int:
+    """Where `make dashboards` serves the pages (C360_DASHBOARDS_PORT, default 8083)."""
+    return int(os.environ.get("C360_DASHBOARDS_PORT", "8083"))
+
+
+def dashboards(args: argparse.Namespace) -> int:
+    """Build the dashboards from the current warehouse into the data folder, then serve them."""
+    from include.bi.dashboards import default_output_dir, write_dashboards
+    from include.bi.warehouse_data import MissingRelationError, Relations
+
+    url, _ = ensure_warehouse()
+    history = tuple(args.history.split(".", 1)) if args.history else None
+    if history is not None and len(history) != 2:
+        say(f"--history {args.history!r}: give it as schema.relation")
+        return 2
+    relations = Relations(schema=args.schema, history=history)
+    out = Path(args.out) if args.out else default_output_dir()
+    started = time.monotonic()
+    try:
+        with psycopg.connect(url) as conn:
+            build = write_dashboards(conn, out, relations=relations, max_customers=args.max_customers)
+    except MissingRelationError as exc:
+        say(str(exc))
+        return 2
+    say(
+        f"dashboards from schema {args.schema} in {time.monotonic() - started:.1f} s: {build.out_dir} "
+        f"(customer 360: {build.customers_embedded:,} of {build.customers_total:,} customers embedded)"
+    )
+    if args.no_serve:
+        for page in build.pages.values():
+            print(page)
+        return 0
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(build.out_dir))
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    except OSError as exc:
+        say(
+            f"cannot serve on 127.0.0.1:{args.port} ({exc.strerror}): "
+            "choose another port with --port or C360_DASHBOARDS_PORT"
+        )
+        return 1
+    link = f"http://127.0.0.1:{args.port}/"
+    say(f"dashboards on {link} (overview.html, customer_360.html); Ctrl-C to stop")
+    if args.open and (
+        sys.platform in ("darwin", "win32") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        import webbrowser
+
+        webbrowser.open(link)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
 
 
 def _pidfile() -> Path:
@@ -424,6 +575,15 @@ def env_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def access(args: argparse.Namespace) -> int:
+    """``python -m include.access`` on this project's warehouse (started if embedded)."""
+    url, _ = ensure_warehouse()
+    env = project_env(url)
+    return subprocess.run(
+        [PY, "-m", "include.access", *args.access_args], env=env, cwd=PROJECT_ROOT
+    ).returncode
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="c360", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -435,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("pytest_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=test)
     sub.add_parser("up", help="Airflow standalone (UI on :8080) with the sandbox").set_defaults(func=up)
+    sub.add_parser("init", help="prepare a container deployment (compose's airflow-init)").set_defaults(
+        func=init
+    )
     sub.add_parser("down", help="stop Airflow, the sandbox and the embedded PostgreSQL").set_defaults(
         func=down
     )
@@ -448,7 +611,30 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--check", action="store_true", help="exit 1 when a target is not met")
     p.set_defaults(func=quality)
     sub.add_parser("docs", help="build the dbt docs and serve them on :8081").set_defaults(func=docs)
+    p = sub.add_parser("dashboards", help="build the HTML dashboards from the warehouse and serve them")
+    p.add_argument("--schema", default="bi", help="schema of the mart-shaped views to read (default bi)")
+    p.add_argument(
+        "--history",
+        default=None,
+        help="golden-record history, schema.relation (default bi.customer_change_history on schema bi, "
+        "else snapshots.snap_dim_customer)",
+    )
+    p.add_argument("--out", default=None, help="output folder (default: the data folder's dashboards/)")
+    p.add_argument("--max-customers", type=int, default=5000, help="customers embedded in the 360 page")
+    p.add_argument(
+        "--port", type=int, default=dashboards_port(), help="port to serve on (C360_DASHBOARDS_PORT)"
+    )
+    p.add_argument("--no-serve", action="store_true", help="only write the pages")
+    p.add_argument(
+        "--open", action="store_true", help="also open the overview in a browser when there is a display"
+    )
+    p.set_defaults(func=dashboards)
     sub.add_parser("env", help="print export lines for this environment").set_defaults(func=env_cmd)
+    p = sub.add_parser(
+        "access", help="database roles: `access setup`, or `access matrix` to print the role test matrix"
+    )
+    p.add_argument("access_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=access)
     args = parser.parse_args(argv)
     return args.func(args)
 

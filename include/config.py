@@ -129,6 +129,17 @@ def erp_url(warehouse: str | None = None) -> str:
 
 #: Airflow connection ids the DAGs resolve at run time.
 WAREHOUSE_CONN_ID = "c360_warehouse"
+#: Components that may connect as their own database role (include/registry/access.yaml).
+COMPONENTS = ("loader", "transformer", "pusher")
+
+
+def component_conn_id(component: str) -> str:
+    """The warehouse connection of ``component`` (loader, transformer, pusher):
+    ``C360_<COMPONENT>_CONN_ID`` when set (e.g. ``c360_warehouse_loader``, a login as the loader
+    role), else ``c360_warehouse``, the single login of the demo. Reads the environment only."""
+    if component not in COMPONENTS:
+        raise ValueError(f"unknown component {component!r}; one of {COMPONENTS}")
+    return os.environ.get(f"C360_{component.upper()}_CONN_ID") or WAREHOUSE_CONN_ID
 
 
 def connection_url(conn_id: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 from cosmos import ProfileConfig
 from cosmos.profiles import PostgresUserPasswordProfileMapping
 
-from include.config import WAREHOUSE_CONN_ID
+from include.config import component_conn_id
 
 DBT_PROFILE = "customer_360"
 DBT_TARGET_SCHEMA = "analytics"
@@ -37,6 +37,6 @@ def warehouse_profile() -> ProfileConfig:
         profile_name=DBT_PROFILE,
         target_name="airflow",
         profile_mapping=PostgresProfileMapping(
-            conn_id=WAREHOUSE_CONN_ID, profile_args={"schema": DBT_TARGET_SCHEMA}
+            conn_id=component_conn_id("transformer"), profile_args={"schema": DBT_TARGET_SCHEMA}
         ),
     )

@@ -5,37 +5,51 @@
 {% macro create_identity_support() %}
     create extension if not exists pg_trgm;
     create extension if not exists fuzzystrmatch;
-    create schema if not exists steward;
-    create table if not exists steward.identity_overrides (
-        override_id bigint generated always as identity primary key,
-        record_id_a text not null,
-        record_id_b text not null,
-        decision text not null check (decision in ('same', 'never')),
-        reason text not null,
-        decided_by text not null default current_user,
-        decided_at timestamptz not null default now(),
-        check (record_id_a <> record_id_b)
-    );
-    comment on table steward.identity_overrides is
-        'Data stewards'' identity decisions: two customer records (''source:id'') are the same customer or never are. Always win over the rules; the newest decision on a pair counts.';
+    {#- Created once, then owned by the project's admin (include/access): the guards let dbt
+        running as the transformer role, which may not create or comment on them, pass by. -#}
+    do $support$
+    begin
+        if to_regclass('steward.identity_overrides') is null then
+            create schema if not exists steward;
+            create table steward.identity_overrides (
+                override_id bigint generated always as identity primary key,
+                record_id_a text not null,
+                record_id_b text not null,
+                decision text not null check (decision in ('same', 'never')),
+                reason text not null,
+                decided_by text not null default current_user,
+                decided_at timestamptz not null default now(),
+                check (record_id_a <> record_id_b)
+            );
+            comment on table steward.identity_overrides is
+                'Data stewards'' identity decisions: two customer records (''source:id'') are the same customer or never are. Always win over the rules; the newest decision on a pair counts.';
+        end if;
 
-    {#- Erasure requests (PIPL): the sync-back engine records every erased record here
-        (include/push/erasure.py; same columns as its DDL). Identity resolution leaves them out. -#}
-    create schema if not exists ops;
-    create table if not exists ops.erasure_tombstones (
-        customer_key     text not null,
-        source_system    text not null,
-        source_record_id text not null,
-        primary key (source_system, source_record_id)
-    );
-    {#- Marketing consent withdrawn per contact (python -m include.push suppress; same columns as the
-        sync-back engine's DDL). A customer holding a suppressed contact has not opted in. -#}
-    create table if not exists ops.contact_suppressions (
-        contact     text not null,
-        reason      text not null check (reason in ('unsubscribed', 'no_consent', 'erasure', 'complaint')),
-        recorded_at timestamptz not null default now(),
-        primary key (contact, reason)
-    );
+        {#- Erasure requests (PIPL): the sync-back engine records every erased record here
+            (include/push/erasure.py; same columns as its DDL). Identity resolution leaves them out. -#}
+        if to_regclass('ops.erasure_tombstones') is null then
+            create schema if not exists ops;
+            create table ops.erasure_tombstones (
+                customer_key     text not null,
+                source_system    text not null,
+                source_record_id text not null,
+                primary key (source_system, source_record_id)
+            );
+        end if;
+        {#- Marketing consent withdrawn per contact (python -m include.push suppress; same columns as
+            the sync-back engine's DDL). A customer holding a suppressed contact has not opted in. -#}
+        if to_regclass('ops.contact_suppressions') is null then
+            create schema if not exists ops;
+            create table ops.contact_suppressions (
+                contact     text not null,
+                reason      text not null
+                    check (reason in ('unsubscribed', 'no_consent', 'erasure', 'complaint')),
+                recorded_at timestamptz not null default now(),
+                primary key (contact, reason)
+            );
+        end if;
+    end
+    $support$;
 
     create schema if not exists intermediate;
     create or replace function intermediate.connected_components(edges_query text)
@@ -85,56 +99,99 @@
     $cc$;
 {% endmacro %}
 
-{#- The evidence rows one exact rule gives: every pair of records sharing the rule's value, among
-    values held by 2..max_records_per_value records. `values_cte` has customer_record_id,
-    customer_type, match_name, and the rule's field. -#}
-{% macro exact_rule_evidence(rule, values_cte) -%}
+{#- Every pair of records sharing a value of `field`, among values held by 2..max_records_per_value
+    records (a value more records share, a switchboard or a placeholder email, is no evidence), with
+    both values, customer types and match names: what the exact rules on that field select from.
+    `values_cte` has customer_record_id, customer_type, match_name and the field. `scope`: a relation or
+    CTE of customer_record_ids; when given, only the pairs with a record in it (incremental runs: the
+    values those records hold, each looked up by index). -#}
+{% macro exact_field_pairs(field, values_cte, scope=none) -%}
     {%- set cfg = var('identity') -%}
-    {%- set field = rule['field'] -%}
     select
         a.customer_record_id as record_id_a,
         b.customer_record_id as record_id_b,
-        '{{ rule["name"] }}' as rule_name,
-        '{{ field }}' as matched_field,
         a.{{ field }}::text as value_a,
         b.{{ field }}::text as value_b,
+        a.customer_type as type_a,
+        b.customer_type as type_b,
+        a.match_name as name_a,
+        b.match_name as name_b
+    {%- if scope %}
+    from (
+        select scoped.value
+        from (
+            select distinct {{ field }} as value
+            from {{ values_cte }}
+            where
+                customer_record_id = any(array(select customer_record_id from {{ scope }}))
+                and {{ field }} is not null
+        ) as scoped
+        cross join lateral (
+            select count(*) as holders from {{ values_cte }} where {{ field }} = scoped.value
+        ) as held
+        where held.holders between 2 and {{ cfg['max_records_per_value'] }}
+    ) as shared
+    inner join {{ values_cte }} as a on a.{{ field }} = shared.value
+    inner join {{ values_cte }} as b
+        on b.{{ field }} = shared.value and a.customer_record_id < b.customer_record_id
+    where
+        a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+        or b.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+    {%- else %}
+    from (
+        select {{ field }} as value
+        from {{ values_cte }}
+        where {{ field }} is not null
+        group by {{ field }}
+        having count(*) between 2 and {{ cfg['max_records_per_value'] }}
+    ) as shared
+    inner join {{ values_cte }} as a on a.{{ field }} = shared.value
+    inner join {{ values_cte }} as b
+        on b.{{ field }} = shared.value and a.customer_record_id < b.customer_record_id
+    {%- endif %}
+{%- endmacro %}
+
+{#- The evidence rows one exact rule gives, from the pairs of its field (exact_field_pairs):
+    `same_type` only records of one customer type, `cross_type` only a company and a person,
+    `customer_type` only that type, `min_length` no shorter values, `name_similarity` names at least
+    that alike. -#}
+{% macro exact_rule_evidence(rule, pairs_cte) -%}
+    select
+        record_id_a,
+        record_id_b,
+        '{{ rule["name"] }}' as rule_name,
+        '{{ rule["field"] }}' as matched_field,
+        value_a,
+        value_b,
         {% if rule.get('name_similarity') -%}
-        {{ name_similarity('a.match_name', 'b.match_name') }}::numeric(5, 4) as similarity,
+        {{ name_similarity('name_a', 'name_b') }}::numeric(5, 4) as similarity,
         {%- else -%}
         null::numeric(5, 4) as similarity,
         {%- endif %}
         {{ rule['score'] }}::numeric(5, 4) as score
-    from {{ values_cte }} as a
-    inner join {{ values_cte }} as b
-        on a.{{ field }} = b.{{ field }} and a.customer_record_id < b.customer_record_id
-    where
-        a.{{ field }} is not null
-        and a.{{ field }} in (
-            select {{ field }} from {{ values_cte }}
-            where {{ field }} is not null
-            group by {{ field }}
-            having count(*) between 2 and {{ cfg['max_records_per_value'] }}
-        )
+    from {{ pairs_cte }}
+    where true
         {%- if rule.get('same_type') %}
-        and a.customer_type = b.customer_type
+        and type_a = type_b
         {%- endif %}
         {%- if rule.get('cross_type') %}
-        and a.customer_type <> b.customer_type
+        and type_a <> type_b
         {%- endif %}
         {%- if rule.get('customer_type') %}
-        and a.customer_type = '{{ rule["customer_type"] }}' and b.customer_type = '{{ rule["customer_type"] }}'
+        and type_a = '{{ rule["customer_type"] }}' and type_b = '{{ rule["customer_type"] }}'
         {%- endif %}
         {%- if rule.get('min_length') %}
-        and char_length(a.{{ field }}::text) >= {{ rule['min_length'] }}
+        and char_length(value_a) >= {{ rule['min_length'] }}
         {%- endif %}
         {%- if rule.get('name_similarity') %}
-        and {{ name_similarity('a.match_name', 'b.match_name') }} >= {{ rule['name_similarity'] }}
+        and {{ name_similarity('name_a', 'name_b') }} >= {{ rule['name_similarity'] }}
         {%- endif %}
 {%- endmacro %}
 
 {#- The evidence rows one fuzzy rule gives: pairs in the same block (equal `block_on` columns) whose
-    `field` values are similar (pg_trgm) but not equal, in blocks of at most max_block_size. -#}
-{% macro fuzzy_rule_evidence(rule, values_cte) -%}
+    `field` values are similar (pg_trgm) but not equal, in blocks of at most max_block_size.
+    `scope` as for exact_rule_evidence: only the blocks its records are in, and pairs with one of them. -#}
+{% macro fuzzy_rule_evidence(rule, values_cte, scope=none) -%}
     {%- set cfg = var('identity') -%}
     {%- set field = rule['field'] -%}
     {%- set blocks = rule['block_on'] -%}
@@ -149,6 +206,42 @@
         b.{{ field }}::text as value_b,
         {{ name_similarity('a.' ~ field, 'b.' ~ field) }}::numeric(5, 4) as similarity,
         {{ rule['score'] }}::numeric(5, 4) as score
+    {%- if scope %}
+    from (
+        select scoped.*
+        from (
+            select distinct {{ blocks | join(', ') }}
+            from {{ values_cte }}
+            where
+                customer_record_id = any(array(select customer_record_id from {{ scope }}))
+                and customer_type = '{{ rule["customer_type"] }}'
+                {%- for col in blocks %} and {{ col }} is not null{% endfor %}
+        ) as scoped
+        cross join lateral (
+            select count(*) as members from {{ values_cte }} as m
+            where m.customer_type = '{{ rule["customer_type"] }}'
+                {%- for col in blocks %} and m.{{ col }} = scoped.{{ col }}{% endfor %}
+        ) as block
+        where block.members between 2 and {{ cfg['max_block_size'] }}
+    ) as shared
+    inner join {{ values_cte }} as a on
+        {%- for col in blocks %}
+        a.{{ col }} = shared.{{ col }}{% if not loop.last %} and{% endif %}
+        {%- endfor %}
+    inner join {{ values_cte }} as b
+        on
+            {%- for col in blocks %}
+            b.{{ col }} = shared.{{ col }} and
+            {%- endfor %}
+            a.customer_record_id < b.customer_record_id
+    where
+        (
+            a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+            or b.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+        )
+        and a.{{ field }} <> b.{{ field }}
+        and a.customer_type = '{{ rule["customer_type"] }}' and b.customer_type = '{{ rule["customer_type"] }}'
+    {%- else %}
     from {{ values_cte }} as a
     inner join {{ values_cte }} as b
         on
@@ -166,6 +259,7 @@
             group by {{ blocks | join(', ') }}
             having count(*) between 2 and {{ cfg['max_block_size'] }}
         )
+    {%- endif %}
         and {{ name_similarity('a.' ~ field, 'b.' ~ field) }} >= {{ rule['similarity'] }}
 {%- endmacro %}
 
@@ -177,5 +271,22 @@
         similarity({{ a }}, {{ b }}),
         1 - levenshtein(left({{ a }}, 255), left({{ b }}, 255))::numeric
             / nullif(greatest(char_length({{ a }}), char_length({{ b }})), 0)
+    )
+{%- endmacro %}
+
+{#- int_customer_key_assignments: whether `key` was ever given: carried now or before by a record
+    (incremental runs: the model's table), or known to the registry (every key ever given). -#}
+{% macro key_was_issued(key, registry) -%}
+    (
+        {%- if is_incremental() %}
+        exists (select 1 from {{ this }} as issued where issued.customer_key = {{ key }})
+        or exists (select 1 from {{ this }} as issued where issued.previous_customer_key = {{ key }})
+        or
+        {%- endif %}
+        {%- if registry is not none %}
+        exists (select 1 from {{ registry }} as issued where issued.customer_key = {{ key }})
+        {%- else %}
+        false
+        {%- endif %}
     )
 {%- endmacro %}

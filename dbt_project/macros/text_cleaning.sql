@@ -1,11 +1,14 @@
 {#- Text standardisation shared by every staging model. All macros return SQL expressions. -#}
 
 {#- Full-width forms (U+FF01..U+FF5E, ideographic space U+3000) -> ASCII. Quotes are left out of the
-    mapping to keep the literal readable; they never matter for matching. -#}
+    mapping to keep the literal readable; they never matter for matching. translate() looks every
+    character up in the 95-character mapping (~13 us per value): it runs only on the few values that
+    hold a full-width character at all (a regex class test, ~2 us). -#}
 {% macro fullwidth_to_ascii(expr) -%}
-    translate({{ expr }},
+    (case when {{ expr }} ~ '[！-～　]' then translate({{ expr }},
         '！＃＄％＆（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　',
         '!#$%&()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ ')
+    else {{ expr }} end)
 {%- endmacro %}
 
 {#- Trimmed, half-width, inner whitespace collapsed to one space and dropped between two Chinese
@@ -22,11 +25,8 @@
 
 {#- Trimmed, lower-cased, no inner whitespace; null unless shaped like local@domain.tld. -#}
 {% macro normalize_email(expr) -%}
-    (case
-        when lower(regexp_replace({{ fullwidth_to_ascii(expr) }}, '\s', '', 'g'))
-            ~ '^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$'
-        then lower(regexp_replace({{ fullwidth_to_ascii(expr) }}, '\s', '', 'g'))
-    end)
+    substring(lower(regexp_replace({{ fullwidth_to_ascii(expr) }}, '\s', '', 'g'))
+        from '^[a-z0-9._%+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,}$')
 {%- endmacro %}
 
 {#- Province and major-city names that people drop or add in front of company names. -#}

@@ -29,6 +29,19 @@ class BiRefresh:
     duration_s: float
 
 
+def data_as_of(conn: psycopg.Connection, sources: list[str]) -> datetime | None:
+    """The time the BI layer's data is as of: the oldest last successful extract over the given
+    sources' entities (what dashboards display as "data as of"); None before any extract."""
+    if conn.execute("select to_regclass(%s)", (f"{OPS_SCHEMA}.extract_runs",)).fetchone()[0] is None:
+        return None
+    return conn.execute(
+        "select min(last) from (select source, entity, max(finished_at) as last "
+        f"from {OPS_SCHEMA}.extract_runs where status = 'success' and source = any(%s) "
+        "group by source, entity) s",
+        (sources,),
+    ).fetchone()[0]
+
+
 def refresh_bi(
     conn: psycopg.Connection, sources: list[str], schemas: tuple[str, ...] = BI_SCHEMAS
 ) -> BiRefresh:
@@ -48,14 +61,9 @@ def refresh_bi(
         conn.execute(
             sql.SQL("refresh materialized view {}{}").format(concurrently, sql.Identifier(schema, name))
         )
-    data_as_of = conn.execute(
-        "select min(last) from (select source, entity, max(finished_at) as last "
-        f"from {OPS_SCHEMA}.extract_runs where status = 'success' and source = any(%s) "
-        "group by source, entity) s",
-        (sources,),
-    ).fetchone()[0]
+    as_of = data_as_of(conn, sources)
     refreshed_at = conn.execute("select now()").fetchone()[0]
-    result = BiRefresh(refreshed_at, data_as_of, [f"{s}.{n}" for s, n, _ in views], time.monotonic() - t0)
+    result = BiRefresh(refreshed_at, as_of, [f"{s}.{n}" for s, n, _ in views], time.monotonic() - t0)
     conn.execute(
         "insert into monitoring.bi_refreshes values (%s, %s, %s, %s)",
         (result.refreshed_at, result.data_as_of, result.views, round(result.duration_s, 3)),

@@ -54,6 +54,16 @@ PERSONAL_FIELDS: dict[str, list[tuple[str, str | None, list[str]]]] = {
     "marketing": [("raw_marketing.leads", None, ["lead_name", "mobile", "email"])],
 }
 GOLDEN_PERSONAL = ["id_card_hash", "mobile_e164", "phone_e164", "email", "address"]
+#: The staging tables (dbt, incremental) holding each system's customer records, and their id column:
+#: an erased record's row is deleted at once; the next dbt run rebuilds it from the anonymised raw
+#: versions, which count as landed at erasure time so the incremental models pick them up.
+CUSTOMER_STAGING: dict[str, tuple[str, str]] = {
+    "crm": ("staging.stg_crm__accounts", "account_id"),
+    "erp": ("staging.stg_erp__customer_master", "customer_id"),
+    "oa": ("staging.stg_oa__customer_archive", "archive_id"),
+    "callcenter": ("staging.stg_callcenter__callers", "caller_id"),
+    "marketing": ("staging.stg_marketing__leads", "lead_id"),
+}
 
 
 def _exists(conn: psycopg.Connection, relation: str) -> bool:
@@ -99,12 +109,21 @@ def request_erasure(conn: psycopg.Connection, customer_key: str, reason: str) ->
                 else sql.SQL("payload ->> {} = any(%s)").format(sql.Literal(pointer))
             )
             cur = conn.execute(
-                sql.SQL("update {} set payload = payload || %s where {}").format(
+                sql.SQL("update {} set payload = payload || %s, _loaded_at = now() where {}").format(
                     sql.Identifier(schema, table), match
                 ),
                 (Jsonb(blank), ids),
             )
             counts[relation] = cur.rowcount
+        if system in CUSTOMER_STAGING and _exists(conn, CUSTOMER_STAGING[system][0]):
+            staging, id_column = CUSTOMER_STAGING[system]
+            schema, table = staging.split(".")
+            counts[staging] = conn.execute(
+                sql.SQL("delete from {} where {} = any(%s)").format(
+                    sql.Identifier(schema, table), sql.Identifier(id_column)
+                ),
+                (ids,),
+            ).rowcount
     sets = sql.SQL(", ").join(
         [sql.SQL("customer_name = {}").format(sql.Literal(ERASED_NAME))]
         + [sql.SQL("{} = null").format(sql.Identifier(c)) for c in GOLDEN_PERSONAL]

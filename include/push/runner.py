@@ -12,7 +12,7 @@ from typing import Any
 
 import psycopg
 
-from include.config import WAREHOUSE_CONN_ID, connection_url
+from include.config import component_conn_id, connection_url
 from include.push import engine
 from include.push.targets import load_targets
 from include.push.writers import ErpWriter, HttpWriter, Writer
@@ -37,7 +37,7 @@ def writer_for(target_name: str, max_requests_per_second: float) -> Iterator[Wri
 
 def plan_task(flow_name: str, dry_run: bool) -> dict[str, Any]:
     flow = load_targets().flow(flow_name)
-    with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
+    with psycopg.connect(connection_url(component_conn_id("pusher"))) as conn:
         engine.ensure_ops(conn)
         run_id = engine.new_run_id(flow)
         engine.start_run(conn, run_id, flow, dry_run)
@@ -61,7 +61,7 @@ def send_task(
 ) -> dict[str, Any]:
     flow = load_targets().flow(flow_name)
     with (
-        psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn,
+        psycopg.connect(connection_url(component_conn_id("pusher"))) as conn,
         writer_for(target_name, flow.max_requests_per_second) as writer,
     ):
         result = engine.send_flow(
@@ -83,7 +83,7 @@ def finish_task(flow_name: str, plan: dict[str, Any] | None) -> dict[str, Any]:
             f"flow {flow.name}: its plan task did not complete (a freshness gate timed out or the plan "
             "failed: see that task's log); nothing was queued or sent"
         )
-    with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
+    with psycopg.connect(connection_url(component_conn_id("pusher"))) as conn:
         summary = engine.finish_run(conn, plan["run_id"])
         piled = engine.open_rejects(conn, flow)
     if piled > flow.max_open_rejects:

@@ -123,7 +123,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    uvicorn.run(app, host=HOST, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 
@@ -249,6 +249,9 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=text)
         p.add_argument("--port", type=int, default=config.sandbox_port())
         p.set_defaults(func=func)
+        if name == "serve":
+            # a container (docker-compose.yaml) must listen beyond its own loopback; locally keep 127.0.0.1
+            p.add_argument("--host", default=HOST, help=f"interface to listen on (default {HOST})")
     args = parser.parse_args(argv)
     try:
         return args.func(args)

@@ -42,6 +42,8 @@ ALLOWED_VALUES = frozenset(
         "test-token",  # the test suite's throwaway sandbox servers
         "bench-token",  # the sync-back benchmark's throwaway sandbox server
         "test-salt",  # the dbt test fixture's resident-ID hash salt
+        "s3cret-from-env",  # tests/test_deployment.py: rendered compose and BI settings
+        "hunter2",  # tests/test_deployment.py: a password that must not be in the rendered settings
     }
 )
 
@@ -93,7 +95,7 @@ _CONFIG_FILE = re.compile(
 )
 #: A reference to a value kept elsewhere, or a template field: not a secret.
 _REFERENCE = re.compile(
-    r"^(\$\{[^}]*\}|\$\(?[A-Za-z_][A-Za-z0-9_]*\)?|\{\{.*\}\}|\{[^{}]*\}|%\([a-z_]+\)s|%s|<[^<>]+>|\*+|x+|\.\.\.)$",
+    r"^(\$\{[^}]*\}|\$\(?[A-Za-z_][A-Za-z0-9_]*\)?|\{\{.*\}\}|\{[^{}]*\}|%\([a-z_]+\)s|%s|<[^<>]+>|\*+|x+|\.\.\.|…)$",
     re.IGNORECASE,
 )
 
@@ -162,7 +164,8 @@ def scan_text(text: str, path: str = "<text>") -> list[Finding]:
             if match:
                 add(kind, match.group(0))
         for match in _URL_PASSWORD.finditer(line):
-            if not _is_placeholder(match["value"]):
+            # one or two characters (``u:p@host`` in a docstring) are a placeholder, not a password
+            if len(match["value"]) > 2 and not _is_placeholder(match["value"]):
                 add("password in a URL", match["value"])
         for match in _BEARER.finditer(line):
             if not _is_placeholder(match["value"]) and entropy(match["value"]) >= 3.0:

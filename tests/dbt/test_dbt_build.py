@@ -74,7 +74,10 @@ def test_models_land_in_their_layer_schema(dbt_warehouse: DbtWarehouse) -> None:
         "customer_360",
     }
     assert by_schema["intermediate"] == {
+        "int_customer_record_changes",
         "int_customer_records",
+        "int_identity_touched_records",
+        "int_identity_affected_records",
         "int_identity_evidence",
         "int_identity_edges",
         "int_identity_components",
@@ -214,7 +217,8 @@ def test_staging_keeps_only_the_latest_version(dbt_warehouse: DbtWarehouse) -> N
 def test_every_model_and_column_is_documented(dbt_warehouse: DbtWarehouse) -> None:
     manifest = json.loads((dbt_warehouse.target_path / "manifest.json").read_text())
     catalog = json.loads((dbt_warehouse.target_path / "catalog.json").read_text())
-    assert len(catalog["nodes"]) == 44  # 42 models + 2 snapshots
-    assert len(catalog["sources"]) == 15  # 12 registry entities, steward overrides, erasure tombstones,
-    # contact suppressions
+    # 45 models + 2 snapshots + 23 read-layer views (16 bi, 5 analyst, 2 pii)
+    assert len(catalog["nodes"]) == 70
+    # 12 registry entities, steward overrides, erasure tombstones, contact suppressions
+    assert len(catalog["sources"]) == 15
     assert dictionary_problems(manifest, catalog) == []

@@ -168,6 +168,11 @@ def test_every_mart_and_fact_feeds_an_exposure(docs: tuple[dict[str, Any], dict[
         "bi_finance_receivables",
         "bi_sales_retention",
         "bi_service_quality",
+        "dashboard_big_screen_overview",
+        "dashboard_customer_360_view",
+        # the Superset dashboards of deploy/superset (tests/test_deployment.py checks them)
+        "superset_customer_360_overview",
+        "superset_customer_attention",
     ]
     assert set(kinds.values()) <= {"application", "dashboard", "analysis"}
     marts = {n for n, node in manifest["nodes"].items() if node.get("schema") == "marts"}

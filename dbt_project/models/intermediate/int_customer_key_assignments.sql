@@ -8,6 +8,12 @@
         indexes=[
             {'columns': ['customer_record_id'], 'unique': true},
             {'columns': ['customer_key']},
+            {'columns': ['previous_customer_key']},
+            {'columns': ['changed_at']},
+        ],
+        post_hook=[
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
         ],
     )
 }}
@@ -23,19 +29,35 @@
     - A new key is 'C' + 16 hex of md5(the cluster's smallest record id), or, if that key was ever
       given before, of that id and the run's start time: a key is never reused.
     - A record that left every source (deleted) keeps its last key, marked inactive.
-    Identical inputs give identical keys: a rerun with nothing new writes no row. -#}
+    Identical inputs give identical keys: a rerun with nothing new writes no row. A run reads only
+    the records logged in int_identity_affected_records since the last run: every cluster they are
+    in, and every cluster that held a key they carried, lies inside that set. -#}
 
 {%- set registry = adapter.get_relation(
     database=target.database, schema=model.schema, identifier='int_customer_key_registry') %}
 
-with clusters as (
+
+with
+{%- if identity_incremental() %}
+affected as (
+    {{ affected_records(ref('int_identity_affected_records')) }}
+),
+{%- endif %}
+
+clusters as (
     select customer_record_id, cluster_id from {{ ref('int_identity_clusters') }}
+    {%- if identity_incremental() %}
+    where customer_record_id = any(array(select customer_record_id from affected))
+    {%- endif %}
 ),
 
 previous as (
     {%- if is_incremental() %}
     select customer_record_id, customer_key, previous_customer_key, key_issued_at, is_active
     from {{ this }}
+    {%- if identity_incremental() %}
+    where customer_record_id = any(array(select customer_record_id from affected))
+    {%- endif %}
     {%- else %}
     select
         null::text as customer_record_id,
@@ -44,16 +66,6 @@ previous as (
         null::timestamptz as key_issued_at,
         null::boolean as is_active
     where false
-    {%- endif %}
-),
-
-issued_keys as (
-    select customer_key from previous
-    union
-    select previous_customer_key from previous where previous_customer_key is not null
-    {%- if registry is not none and is_incremental() %}
-    union
-    select customer_key from {{ registry }}
     {%- endif %}
 ),
 
@@ -107,7 +119,7 @@ new_keys as (
     select
         cluster_id,
         case
-            when 'C' || left(md5(cluster_id), 16) in (select customer_key from issued_keys)
+            when {{ key_was_issued("'C' || left(md5(cluster_id), 16)", registry) }}
                 then 'C' || left(md5(cluster_id || '@' || '{{ run_started_at }}'), 16)
             else 'C' || left(md5(cluster_id), 16)
         end as customer_key,
@@ -173,3 +185,5 @@ final as (
 )
 
 select * from final
+
+-- depends_on: {{ ref('int_identity_affected_records') }}

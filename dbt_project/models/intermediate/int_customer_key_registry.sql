@@ -5,7 +5,12 @@
         incremental_strategy='delete+insert',
         full_refresh=false,
         on_schema_change='fail',
-        indexes=[{'columns': ['customer_key'], 'unique': true}],
+        indexes=[
+            {'columns': ['customer_key'], 'unique': true},
+            {'columns': ['resolves_to']},
+            {'columns': ['status_changed_at']},
+        ],
+        post_hook=["{{ mark_consumed(ref('int_customer_key_assignments'), 'changed_at') }}"],
     )
 }}
 
@@ -13,15 +18,49 @@
     (merged into another customer: resolves_to names the surviving key, always an active one, so
     systems holding the old key still find the customer), or 'retired' (its records left every
     source; the key is never given again). Never rebuilt from scratch (full_refresh=false);
-    a run writes only keys whose status or target changed. -#}
+    a run writes only keys whose status or target changed. It reads only the keys of the
+    assignments changed since its last run (int_customer_key_assignments.changed_at) and the
+    aliases resolving to them. -#}
 
-with assignments as (
+with
+{%- if is_incremental() %}
+changed_assignments as (
+    select customer_key, previous_customer_key
+    from {{ ref('int_customer_key_assignments') }}
+    where
+        changed_at > {{ consumed_through(ref('int_customer_key_assignments')) }}
+        and changed_at <= {{ log_high_water(ref('int_customer_key_assignments'), 'changed_at') }}
+),
+
+touched_keys as (
+    select customer_key from changed_assignments
+    union
+    select previous_customer_key from changed_assignments where previous_customer_key is not null
+),
+
+scope_keys as (
+    select customer_key from touched_keys
+    union
+    select customer_key from {{ this }}
+    where resolves_to = any(array(select customer_key from touched_keys))
+),
+
+assignments as (
+    select * from {{ ref('int_customer_key_assignments') }}
+    where
+        customer_key = any(array(select customer_key from scope_keys))
+        or previous_customer_key = any(array(select customer_key from scope_keys))
+),
+{%- else %}
+assignments as (
     select * from {{ ref('int_customer_key_assignments') }}
 ),
+{%- endif %}
 
 previous as (
     {%- if is_incremental() %}
     select * from {{ this }}
+    where customer_key = any(array(select customer_key from scope_keys))
     {%- else %}
     select
         null::text as customer_key,
@@ -40,7 +79,11 @@ active_keys as (
         min(key_issued_at) as issued_at,
         count(*)::integer as record_count
     from assignments
-    where is_active
+    where
+        is_active
+        {%- if is_incremental() %}
+        and customer_key = any(array(select customer_key from scope_keys))
+        {%- endif %}
     group by customer_key
 ),
 
@@ -66,11 +109,15 @@ departed as (
 ),
 
 all_keys as (
+    {%- if is_incremental() %}
+    select customer_key from scope_keys
+    {%- else %}
     select customer_key from active_keys
     union
     select customer_key from previous
     union
     select customer_key from departed
+    {%- endif %}
 ),
 
 current_state as (
@@ -113,7 +160,17 @@ resolved as (
         current_state.issued_at,
         current_state.record_count
     from current_state
-    left join current_state as target on current_state.target_key = target.customer_key
+    left join (
+        select customer_key, status, target_key from current_state
+        {%- if is_incremental() %}
+        {#- a target outside this run's keys stands as the registry has it #}
+        union all
+        select customer_key, status, resolves_to from {{ this }}
+        where
+            customer_key = any(array(select target_key from current_state where target_key is not null))
+            and customer_key <> all(array(select customer_key from current_state))
+        {%- endif %}
+    ) as target on current_state.target_key = target.customer_key
 ),
 
 final as (

@@ -1,162 +1,85 @@
-{{ config(indexes=[{'columns': ['customer_record_id'], 'unique': true}]) }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_record_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_record_id'], 'unique': true},
+            {'columns': ['loaded_at']},
+            {'columns': ['uscc']},
+            {'columns': ['id_card_hash']},
+            {'columns': ['mobile_e164']},
+            {'columns': ['phone_e164']},
+            {'columns': ['email']},
+            {'columns': ['name_match_key']},
+            {'columns': ['city', 'name_prefix']},
+        ],
+        post_hook=[
+            "{{ apply_removed_customer_records() }}",
+            "{{ mark_consumed(ref('int_customer_record_changes'), 'detected_at') }}",
+        ],
+    )
+}}
 
-{#- Every customer as one source system sees it, in one shape. Identifiers are kept only when they
-    pass their checksum and fit the record's type (a USCC identifies a company, an ID number a
-    person), so an invalid or misplaced identifier can never link two records. -#}
-with crm_accounts as (
-    select * from {{ ref('stg_crm__accounts') }}
+{#- Every customer as one source system sees it, in one shape (macro customer_record_rows), with the
+    name it is matched on, its blocking prefix and a hash of what identity resolution reads. Built
+    whole once; afterwards a run applies the change log int_customer_record_changes from where the
+    last run stopped: new and changed records are written, removed ones deleted (post-hook). The
+    indexes on the matching fields let incremental identity resolution find a changed record's
+    candidates without scanning. -#}
+
+{%- if is_incremental() %}
+
+with changes as (
+    select * from {{ ref('int_customer_record_changes') }}
+    where
+        detected_at > {{ consumed_through(ref('int_customer_record_changes')) }}
+        and detected_at <= {{ log_high_water(ref('int_customer_record_changes'), 'detected_at') }}
 ),
 
-erp_customers as (
-    select * from {{ ref('stg_erp__customer_master') }}
-),
-
-oa_archive as (
-    select * from {{ ref('stg_oa__customer_archive') }}
-),
-
-callcenter_callers as (
-    select * from {{ ref('stg_callcenter__callers') }}
-),
-
-marketing_leads as (
-    select * from {{ ref('stg_marketing__leads') }}
-),
-
-erased as (
-    select * from {{ source('ops', 'erasure_tombstones') }}
-),
-
-unioned as (
-    select
-        'crm' as source_system,
-        account_id as source_record_id,
-        customer_type,
-        customer_name,
-        name_match_key,
-        mobile_e164,
-        phone_e164,
-        email,
-        case when uscc_is_valid then uscc end as uscc,
-        id_card_hash,
-        province,
-        city,
-        address,
-        created_at as source_created_at,
-        source_updated_at,
-        loaded_at
-    from crm_accounts
-
-    union all
-
-    select
-        'erp' as source_system,
-        customer_id as source_record_id,
-        customer_type,
-        customer_name,
-        name_match_key,
-        mobile_e164,
-        phone_e164,
-        email,
-        case when uscc_is_valid then uscc end as uscc,
-        id_card_hash,
-        province,
-        city,
-        address,
-        created_at as source_created_at,
-        source_updated_at,
-        loaded_at
-    from erp_customers
-
-    union all
-
-    select
-        'oa' as source_system,
-        archive_id as source_record_id,
-        customer_type,
-        customer_name,
-        name_match_key,
-        mobile_e164,
-        phone_e164,
-        email,
-        case when uscc_is_valid then uscc end as uscc,
-        null::text as id_card_hash,
-        null::text as province,
-        null::text as city,
-        address,
-        archived_at as source_created_at,
-        source_updated_at,
-        loaded_at
-    from oa_archive
-
-    union all
-
-    select
-        'callcenter' as source_system,
-        caller_id as source_record_id,
-        customer_type,
-        coalesce(company_name, caller_name) as customer_name,
-        name_match_key,
-        mobile_e164,
-        phone_e164,
-        email,
-        null::text as uscc,
-        id_card_hash,
-        null::text as province,
-        null::text as city,
-        null::text as address,
-        null::timestamptz as source_created_at,
-        source_updated_at,
-        loaded_at
-    from callcenter_callers
-
-    union all
-
-    select
-        'marketing' as source_system,
-        lead_id as source_record_id,
-        customer_type,
-        coalesce(company_name, lead_name) as customer_name,
-        name_match_key,
-        mobile_e164,
-        phone_e164,
-        email,
-        null::text as uscc,
-        null::text as id_card_hash,
-        province,
-        city,
-        null::text as address,
-        created_on::timestamptz as source_created_at,
-        source_updated_at,
-        loaded_at
-    from marketing_leads
+latest_changes as (
+    select distinct on (customer_record_id) *
+    from changes
+    order by customer_record_id, detected_at desc
 ),
 
 final as (
     select
-        source_system || ':' || source_record_id as customer_record_id,
+        customer_record_id,
         source_system,
         source_record_id,
         customer_type,
         customer_name,
-        case when customer_type = 'company' then name_match_key end as name_match_key,
+        name_match_key,
         mobile_e164,
         phone_e164,
         email,
-        case when customer_type = 'company' then uscc end as uscc,
-        case when customer_type = 'person' then id_card_hash end as id_card_hash,
+        uscc,
+        id_card_hash,
         province,
         city,
         address,
         source_created_at,
         source_updated_at,
-        loaded_at
-    from unioned
-    {#- a record whose person was erased takes no part in identity resolution any more #}
-    where not exists (
-        select 1 from erased
-        where erased.source_system = unioned.source_system and erased.source_record_id = unioned.source_record_id
-    )
+        loaded_at,
+        match_name,
+        name_prefix,
+        record_hash
+    from latest_changes
+    where change_kind <> 'removed'
 )
 
+{%- else %}
+
+{{ customer_record_rows() }},
+
+final as (
+    select * from customer_records
+)
+
+{%- endif %}
+
 select * from final
+
+-- depends_on: {{ ref('int_customer_record_changes') }}

@@ -1,4 +1,17 @@
-{{ config(indexes=[{'columns': ['customer_key', 'attribute'], 'unique': true}]) }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_key', 'attribute'], 'unique': true}],
+        pre_hook="{{ delete_golden_of_touched_keys() }}",
+        post_hook=[
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
+            "{{ mark_consumed(ref('int_customer_key_registry'), 'status_changed_at') }}",
+        ],
+    )
+}}
 
 {#- Survivorship: one row per customer_key and golden attribute, the surviving value with its
     provenance (source system, record, updated-at) and the strategy that chose it. Strategies and
@@ -6,16 +19,30 @@
     - source_priority: the best-ranked source holding a value, then the most recent record;
     - most_recent: the most recently updated record holding a value, then source rank;
     - most_frequent: the value most member records hold, then source rank, then recency.
-    Nulls never survive; the record id breaks any remaining tie, so the result is deterministic. -#}
+    Nulls never survive; the record id breaks any remaining tie, so the result is deterministic.
+    Incremental: a run recomputes the customers (keys) holding a record affected since its last run
+    (int_identity_affected_records) and the keys whose status changed (int_customer_key_registry);
+    the pre-hook deletes their rows first, so merged-away and retired keys lose theirs. -#}
 {%- set rules = var('survivorship') %}
 
-with records as (
+with
+{%- if identity_incremental() %}
+touched_keys as (
+    {{ golden_touched_keys() }}
+),
+{%- endif %}
+
+records as (
     select * from {{ ref('int_customer_records') }}
 ),
 
 assignments as (
     select * from {{ ref('int_customer_key_assignments') }}
-    where is_active
+    where
+        is_active
+        {%- if identity_incremental() %}
+        and customer_key = any(array(select customer_key from touched_keys))
+        {%- endif %}
 ),
 
 members as (
@@ -77,3 +104,6 @@ final as (
 )
 
 select * from final
+
+-- depends_on: {{ ref('int_identity_affected_records') }}
+-- depends_on: {{ ref('int_customer_key_registry') }}

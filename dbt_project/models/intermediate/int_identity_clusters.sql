@@ -1,4 +1,16 @@
-{{ config(indexes=[{'columns': ['customer_record_id'], 'unique': true}, {'columns': ['cluster_id']}]) }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_record_id'], 'unique': true}, {'columns': ['cluster_id']}],
+        pre_hook="{{ delete_affected_records(ref('int_identity_affected_records')) }}",
+        post_hook=[
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
+        ],
+    )
+}}
 
 {#- The identity clusters: every customer record with the cluster it belongs to, named after the
     cluster's smallest record id. Second pass over int_identity_components:
@@ -7,11 +19,15 @@
       evidence is joined to neither;
     - a component still larger than var identity.max_cluster_size is not merged: its records stay
       apart (each its own cluster, oversized_component_id set) and it is listed in
-      identity_oversized_clusters for a steward. -#}
+      identity_oversized_clusters for a steward.
+    Incremental like int_identity_components: the affected records only. -#}
 {%- set cfg = var('identity') %}
 
 with records as (
     select customer_record_id from {{ ref('int_customer_records') }}
+    {%- if identity_incremental() %}
+    where customer_record_id = any(array({{ affected_records(ref('int_identity_affected_records')) }}))
+    {%- endif %}
 ),
 
 components as (
@@ -21,7 +37,11 @@ components as (
         from {{ ref('int_identity_edges') }} as edges
         inner join {{ ref('int_identity_components') }} as first_pass
             on edges.record_id_a = first_pass.customer_record_id
-        where not first_pass.has_conflicting_anchors or edges.match_score >= {{ cfg['strong_link_score'] }}
+        where
+            (not first_pass.has_conflicting_anchors or edges.match_score >= {{ cfg['strong_link_score'] }})
+            {%- if identity_incremental() %}
+            and edges.record_id_a = any(array({{ affected_records(ref('int_identity_affected_records')) }}))
+            {%- endif %}
     $edges$)
 ),
 
@@ -50,3 +70,5 @@ final as (
 )
 
 select * from final
+
+-- depends_on: {{ ref('int_identity_affected_records') }}

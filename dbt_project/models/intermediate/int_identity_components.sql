@@ -1,10 +1,24 @@
-{{ config(indexes=[{'columns': ['customer_record_id'], 'unique': true}, {'columns': ['component_id']}]) }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_record_id'], 'unique': true}, {'columns': ['component_id']}],
+        pre_hook="{{ delete_affected_records(ref('int_identity_affected_records')) }}",
+        post_hook=[
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
+        ],
+    )
+}}
 
 {#- First pass of clustering: the connected components of all links. Every linked record with its
     component (named after the component's smallest record id) and whether the component holds two
     different valid credit codes or ID numbers, i.e. joins customers that cannot be one.
     intermediate.connected_components() (macro create_identity_support) propagates the smallest label
-    along the links with pointer jumping: a few set-based rounds at any size. -#}
+    along the links with pointer jumping: a few set-based rounds at any size. Incremental: only the
+    records logged in int_identity_affected_records since the last run are clustered again (their
+    old rows deleted by the pre-hook); they hold both ends of all their links. -#}
 
 with records as (
     select * from {{ ref('int_customer_records') }}
@@ -13,7 +27,12 @@ with records as (
 components as (
     select node_id, component_id
     from intermediate.connected_components(
-        $edges$ select record_id_a, record_id_b from {{ ref('int_identity_edges') }} $edges$
+        $edges$
+        select record_id_a, record_id_b from {{ ref('int_identity_edges') }}
+        {%- if identity_incremental() %}
+        where record_id_a = any(array({{ affected_records(ref('int_identity_affected_records')) }}))
+        {%- endif %}
+        $edges$
     )
 ),
 
@@ -36,3 +55,5 @@ final as (
 )
 
 select * from final
+
+-- depends_on: {{ ref('int_identity_affected_records') }}

@@ -1,23 +1,60 @@
-{{ config(indexes=[{'columns': ['record_id_a']}, {'columns': ['record_id_b']}]) }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['record_id_a']}, {'columns': ['record_id_b']}],
+        pre_hook="{{ delete_touched_pairs(ref('int_identity_touched_records')) }}",
+        post_hook=[
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_touched_records'), 'touched_at') }}",
+        ],
+    )
+}}
 
 {#- The links identity resolution acts on: one row per record pair whose evidence is strong enough,
     or that a data steward declared the same. Scores combine as independent evidence,
     1 - product(1 - score); a pair links at var identity.link_threshold. Never linked, whatever
     the evidence: pairs a steward declared different, and pairs holding different valid values of
     a conflicting field (two credit codes, two ID numbers). The newest steward decision on a pair
-    wins. -#}
+    wins. Incremental like int_identity_evidence: the pairs with a touched record are recomputed. -#}
 {%- set cfg = var('identity') %}
+
+{%- if identity_incremental() %}
+
+with touched as (
+    {{ touched_records(ref('int_identity_touched_records')) }}
+),
+
+evidence as (
+    select * from {{ ref('int_identity_evidence') }}
+    where
+        record_id_a = any(array(select customer_record_id from touched))
+        or record_id_b = any(array(select customer_record_id from touched))
+),
+
+overrides as (
+    select * from {{ source('steward', 'identity_overrides') }}
+    where
+        record_id_a = any(array(select customer_record_id from touched))
+        or record_id_b = any(array(select customer_record_id from touched))
+),
+
+{%- else %}
 
 with evidence as (
     select * from {{ ref('int_identity_evidence') }}
 ),
 
-records as (
-    select * from {{ ref('int_customer_records') }}
-),
-
 overrides as (
     select * from {{ source('steward', 'identity_overrides') }}
+),
+
+{%- endif %}
+
+{#- not materialized: read twice by record id (the pairs' two ends), through its index #}
+records as not materialized (
+    select * from {{ ref('int_customer_records') }}
 ),
 
 steward_decisions as (
@@ -98,3 +135,5 @@ final as (
 )
 
 select * from final
+
+-- depends_on: {{ ref('int_identity_touched_records') }}

@@ -1,4 +1,16 @@
-{{ config(indexes=[{'columns': ['record_id_a', 'record_id_b']}]) }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['record_id_a', 'record_id_b']}, {'columns': ['record_id_b']}],
+        pre_hook="{{ delete_touched_pairs(ref('int_identity_touched_records')) }}",
+        post_hook=[
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_touched_records'), 'touched_at') }}",
+        ],
+    )
+}}
 
 {#- Every piece of evidence that two customer records are one customer: one row per record pair
     and rule that found it, with the values compared and the rule's score. The rules, their scores
@@ -7,12 +19,23 @@
       records (so switchboards and placeholder emails are no evidence);
     - fuzzy rules: name similarity inside blocks (same city and name start), blocks of at most
       max_block_size records.
-    Names are compared as match_name: the company-name key for companies, the name for persons. -#}
+    Names are compared as match_name: the company-name key for companies, the name for persons.
+    Incremental: a run recomputes the evidence of every pair with a record logged in
+    int_identity_touched_records since the last run (the pre-hook deletes it first); the other
+    pairs' evidence cannot have changed. -#}
 {%- set cfg = var('identity') %}
+{%- set incremental = identity_incremental() %}
 
 with records as (
     select * from {{ ref('int_customer_records') }}
 ),
+
+{%- if incremental %}
+
+touched as (
+    {{ touched_records(ref('int_identity_touched_records')) }}
+),
+{%- endif %}
 
 match_values as not materialized (
     select
@@ -25,22 +48,29 @@ match_values as not materialized (
         mobile_e164,
         phone_e164,
         name_match_key,
-        coalesce(name_match_key, customer_name) as match_name,
+        match_name,
         city,
-        case
-            when customer_type = 'company' then left(name_match_key, 2) else left(customer_name, 1)
-        end as name_prefix,
-        case when customer_type = 'company' then right(name_match_key, 2) end as name_suffix
+        name_prefix
     from records
 ),
 
+{#- the pairs sharing a value, once per field, whatever number of rules read them -#}
+{%- set fields = [] %}
+{%- for rule in cfg['exact_rules'] %}{% if rule['field'] not in fields %}{% do fields.append(rule['field']) %}{% endif %}{% endfor %}
+{%- for field in fields %}
+
+{{ field }}_pairs as materialized (
+    {{ exact_field_pairs(field, 'match_values', 'touched' if incremental else none) }}
+),
+{%- endfor %}
+
 evidence as (
     {%- for rule in cfg['exact_rules'] %}
-    {{ exact_rule_evidence(rule, 'match_values') }}
+    {{ exact_rule_evidence(rule, rule['field'] ~ '_pairs') }}
     union all
     {%- endfor %}
     {%- for rule in cfg['fuzzy_rules'] %}
-    {{ fuzzy_rule_evidence(rule, 'match_values') }}
+    {{ fuzzy_rule_evidence(rule, 'match_values', 'touched' if incremental else none) }}
     {%- if not loop.last %}
     union all
     {%- endif %}
@@ -62,3 +92,5 @@ final as (
 )
 
 select * from final
+
+-- depends_on: {{ ref('int_identity_touched_records') }}

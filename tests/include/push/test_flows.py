@@ -250,9 +250,12 @@ def test_erasure_reaches_every_system_and_keeps_the_key(warehouse, api, world, h
     other = warehouse.accounts[10]
     with warehouse.connect() as conn:
         conn.execute("create schema raw_crm")
-        conn.execute("create table raw_crm.accounts (_record_id text, payload jsonb)")
         conn.execute(
-            "insert into raw_crm.accounts values (%s, %s), (%s, %s), (%s, %s)",
+            "create table raw_crm.accounts "
+            "(_record_id text, _loaded_at timestamptz not null default now(), payload jsonb)"
+        )
+        conn.execute(
+            "insert into raw_crm.accounts (_record_id, payload) values (%s, %s), (%s, %s), (%s, %s)",
             [
                 account["id"],
                 Jsonb(account),

@@ -57,6 +57,8 @@ CLEAN = [
     ("docker-compose.yaml", "      POSTGRES_PASSWORD: ${C360_DB_PASSWORD}"),
     ("dbt_project/profiles.yml", "      password: \"{{ env_var('C360_WH_PASSWORD', '') }}\""),
     ("README.md", "| `C360_WAREHOUSE_URL` | warehouse, e.g. `postgresql://user:pw@host:5432/c360` |"),
+    ("README.md", "| `warehouse` | `psql postgresql://c360:…@127.0.0.1:5433/c360` |"),
+    ("include/compose_checks.py", "#: host:port in a URL, e.g. ``postgresql://u:p@warehouse:5432/c360``."),
     ("include/cli.py", "    token = sandbox_token()"),
     ("include/cli.py", '                    "password": token,'),
     ("include/cli.py", '        "C360_WH_PASSWORD": wh.password,'),

@@ -1,5 +1,20 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='archive_id',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['archive_id'], 'unique': true}, {'columns': ['loaded_at']}],
+        pre_hook="{{ delete_changed_staging_rows('archive_id', source('oa', 'customer_archive')) }}",
+    )
+}}
+
+{#- A customer entity's staging is a table kept incrementally (identity resolution reads it by
+    changed record): a run recomputes only the records with a version landed since the last one
+    (macro staging_changed_records_filter; the pre-hook drops their old rows first). -#}
 with source as (
     select * from {{ source('oa', 'customer_archive') }}
+    {{- staging_changed_records_filter(source('oa', 'customer_archive')) }}
 ),
 
 latest as (

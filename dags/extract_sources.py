@@ -11,7 +11,9 @@ Asset, which schedules the dbt transformation.
   re-read exactly each past interval (plus a small overlap); landing dedupes what is already there.
 - **Event runs**: sources with ``events`` in the registry also run within seconds of a change
   message on their Redis channel (an AssetWatcher on a ``redis+pubsub`` message queue, served by
-  the triggerer).
+  the triggerer). They read incrementally, like a scheduled run (the changed ids are among what
+  changed since the high-water mark), and emit the raw Asset with ``mode: event`` in its extra, so
+  the dbt DAG builds only what this source feeds (``include/event_mode.py``).
 
 Every run of every entity is audited in ``ops.extract_runs``; bad rows go to ``ops.quarantine``.
 Connections (API host and token, source database) are resolved when the task runs, never when
@@ -41,14 +43,14 @@ def _schedule(source: Source):
         return interval
     changes = Asset(
         name=f"source_changes_{source.name}",
-        uri=f"redis+pubsub://{source.events.channel}",
+        uri=f"redis+pubsub://{source.events.redis_channel}",
         group="source_events",
         watchers=[
             AssetWatcher(
                 name=f"{source.name}_changes_watcher",
                 trigger=MessageQueueTrigger(
                     scheme="redis+pubsub",
-                    channels=[source.events.channel],
+                    channels=[source.events.redis_channel],
                     redis_conn_id=EVENTS_CONN_ID,
                     poll_interval=1,
                 ),
@@ -86,41 +88,42 @@ def _build(source: Source):
             def extract(
                 entity_name: str = entity.name, dag_run=None, data_interval_start=None, data_interval_end=None
             ):
-                from include.config import component_conn_id, connection_url
+                from include.extract.task import extract_task
 
-                entity = source.entity(entity_name)
-                warehouse = connection_url(component_conn_id("loader"))
-                if source.kind == "files":
-                    from include.extract.file_drops import extract_files
-
-                    return extract_files(source, entity, warehouse, run_id=dag_run.run_id).as_dict()
-
-                from include.extract.runner import extract_entity
-
-                backfill = str(dag_run.run_type).lower().endswith("backfill")
-                kwargs = {
-                    "run_id": dag_run.run_id,
-                    "interval": (data_interval_start, data_interval_end) if backfill else None,
-                }
-                if source.kind == "database":
-                    db = connection_url(source.conn_id)
-                    return extract_entity(source, entity, warehouse, source_db_url=db, **kwargs).as_dict()
-                from include.extract.http_api import source_session
-
-                with source_session(source.conn_id) as client:
-                    return extract_entity(source, entity, warehouse, client=client, **kwargs).as_dict()
+                return extract_task(
+                    source.name,
+                    entity_name,
+                    dag_run.run_id,
+                    backfill=str(dag_run.run_type).lower().endswith("backfill"),
+                    interval=(data_interval_start, data_interval_end),
+                )
 
             extracted.append(extract())
 
         @task(outlets=[raw_asset(source.name)])
-        def publish(results: list[dict], outlet_events=None) -> dict:
-            """Emit the raw Asset once every entity has landed, with the batch figures as its extra."""
+        def publish(results: list[dict], outlet_events=None, triggering_asset_events=None) -> dict:
+            """Emit the raw Asset once every entity has landed. Its extra says whether change
+            messages started this run (``mode: event``: the dbt DAG then builds only what this
+            source feeds) and carries the batch figures. An event run that landed nothing new
+            emits nothing: a change is announced per entity, so the messages of one change start
+            two runs, and the second finds everything landed by the first."""
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            from include.event_mode import EVENT, event_extras, run_mode
+
             figures = {
                 r["entity"]: {k: r[k] for k in ("received", "inserted", "duplicates", "quarantined")}
                 for r in results
             }
-            outlet_events[raw_asset(source.name)].extra = figures
-            return figures
+            extra = {
+                "mode": run_mode(event_extras(triggering_asset_events)),
+                "source": source.name,
+                "entities": figures,
+            }
+            if extra["mode"] == EVENT and not any(f["inserted"] for f in figures.values()):
+                raise AirflowSkipException(f"event run: nothing new landed in {source.raw_schema}")
+            outlet_events[raw_asset(source.name)].extra = extra
+            return extra
 
         publish(extracted)
 

@@ -4,12 +4,16 @@ One task group per flow of the target registry (``include/registry/targets.yaml`
 contacts, ERP customer creation and OA contract-approval requests for new important customers,
 call-center contact changes to every other system, marketing lead screening, erasure.
 
-Per flow: ``plan`` queues in ``ops.sync_outbox`` only the records whose payload changed since the
-target last acknowledged it; one ``send_<target>`` task per target (in the target's pool) sends them
+Per flow: ``selected`` decides whether the flow runs in this run: always in batch mode; in event
+mode (the marts were rebuilt after change messages: ``include/event_mode.py``) only when the
+changed sources are among the flow's ``event_sources``, else the whole group is skipped. ``plan``
+queues in ``ops.sync_outbox`` only the records whose payload changed since the target last
+acknowledged it; one ``send_<target>`` task per target (in the target's pool) sends them
 in batches with idempotency keys, rate limits and retries; ``finish`` writes ``ops.sync_runs`` and
 fails when rejects pile up. Runs when the dbt DAG has rebuilt the customer marts; each flow first
 waits (freshness sensors, reschedule mode) until the sources it reads (``reads_sources``) and its
-marts are fresh, so a stale source holds only the flows that read it.
+marts are fresh, so a stale source holds only the flows that read it (re-checked every
+``sensor.event_poke_interval_s`` in event mode, ``poke_interval_s`` otherwise).
 
 Params: ``dry_run`` (report what would be sent, send nothing) and ``max_records`` (send at most
 this many per target: test a small batch first).
@@ -47,6 +51,20 @@ TRIGGERS = sorted({t for f in REGISTRY.flows for t in f.triggers})
     },
 )
 def push_flows():
+    @task.short_circuit
+    def selected(flow_name: str, triggering_asset_events=None) -> bool:
+        """Batch: every flow. Event mode: only the flows reacting to the changed sources."""
+        from include.event_mode import changed_sources, event_extras
+
+        sources = changed_sources(event_extras(triggering_asset_events))
+        if sources is None:
+            return True
+        runs = flow_name in {f.name for f in REGISTRY.event_flows(sources)}
+        print(
+            f"event mode, changed sources {sorted(sources)}: flow {flow_name} {'runs' if runs else 'skipped'}"
+        )
+        return runs
+
     @task
     def plan(flow_name: str, params: dict | None = None) -> dict:
         from include.push.runner import plan_task
@@ -70,6 +88,7 @@ def push_flows():
             # wait until what the plan reads is fresh: a stale source holds only the flows reading it
             gates = freshness_gates(sources=flow.reads_sources, marts=flow.triggers)
             planned = plan.override(task_id="plan")(flow.name)
+            selected.override(task_id="selected")(flow.name) >> gates
             gates >> planned
             sends = [
                 send.override(task_id=f"send_{t}", pool=REGISTRY.target(t).pool)(flow.name, t, planned)

@@ -23,6 +23,8 @@ import psycopg
 
 from include.config import (
     COMPONENTS,
+    DBT_POOL,
+    DBT_POOL_SLOTS,
     DBT_PROJECT_DIR,
     ERP_URL_ENV,
     PII_SALT_ENV,
@@ -168,9 +170,17 @@ def project_env(warehouse_url: str) -> dict[str, str]:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(airflow_port()),
+            # where task processes reach the Execution API (and the UI's links point): without it
+            # Airflow assumes http://localhost:8080, i.e. tasks fail, or talk to another stack's
+            # API server, whenever C360_AIRFLOW_PORT is not 8080
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{airflow_port()}",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
             "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
             "AIRFLOW__COSMOS__PROPAGATE_LOGS": "False",
+            # Cosmos keeps dbt's partial-parse state here; its default (/tmp/cosmos/<dag>) is shared
+            # by every checkout on the machine, whose differing projects then invalidate each
+            # other's state and every dbt task parses the whole project again
+            "AIRFLOW__COSMOS__CACHE_DIR": str(data_dir() / "cosmos"),
             "NO_PROXY": "*",
             f"AIRFLOW_CONN_{WAREHOUSE_CONN_ID.upper()}": _pg_conn(warehouse_url),
             # change events (AssetWatcher on redis+pubsub); the sandbox publishes there too
@@ -239,12 +249,29 @@ def run(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedP
     return subprocess.run(args, env=env, cwd=PROJECT_ROOT, check=True, **kwargs)
 
 
-def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[str, str]:
+def airflow_metadata_url(warehouse_url: str) -> str:
+    """The metadata database of the long-running Airflow (`make up`): ``<warehouse db>_airflow`` on
+    the warehouse's server. SQLite serves ``airflow dags test`` (one process), not a scheduler,
+    triggerer, DAG processor and API server writing at once: under load they fail with "database is
+    locked", and the triggerer, which serves the change-event AssetWatchers, exits."""
+    wh = PgUrl.parse(warehouse_url)
+    return wh.with_dbname(f"{wh.dbname}_airflow").url
+
+
+def setup(
+    *, with_airflow: bool = True, customers: int | None = None, airflow_on_postgres: bool = False
+) -> dict[str, str]:
     """Bring up the warehouse and the sandbox; prepare dbt and Airflow. Idempotent."""
     t0 = time.monotonic()
     url, embedded = ensure_warehouse()
     say(f"warehouse: {redact_url(url)} ({'embedded PostgreSQL' if embedded else WAREHOUSE_URL_ENV})")
     env = project_env(url)
+    if airflow_on_postgres and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:
+        metadata = airflow_metadata_url(url)
+        ensure_database(metadata, extensions=())
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata.replace(
+            "postgresql://", "postgresql+psycopg2://", 1
+        )
     ensure_database(env[ERP_URL_ENV], extensions=())
     if not (sandbox_dir() / "apps.sqlite").exists():
         n = customers or int(os.environ.get("C360_DEMO_CUSTOMERS", "2000"))
@@ -263,7 +290,8 @@ def setup(*, with_airflow: bool = True, customers: int | None = None) -> dict[st
 
 
 def import_pools(env: dict[str, str]) -> None:
-    """One pool per rate-limited source (4 slots) and per push target (2 slots), from the registries."""
+    """One pool per rate-limited source (4 slots) and per push target (2 slots), from the registries,
+    and the dbt pool (DBT_POOL_SLOTS dbt invocations at once)."""
     pools = {
         s.pool: {
             "slots": 4,
@@ -280,6 +308,11 @@ def import_pools(env: dict[str, str]) -> None:
             target.pool,
             {"slots": 2, "description": f"concurrency cap for {target.label}", "include_deferred": False},
         )
+    pools[DBT_POOL] = {
+        "slots": DBT_POOL_SLOTS,
+        "description": "dbt invocations at once (each parses the project, then builds)",
+        "include_deferred": False,
+    }
     pools_file = Path(env["AIRFLOW_HOME"]) / "pools.json"
     pools_file.parent.mkdir(parents=True, exist_ok=True)
     pools_file.write_text(json.dumps(pools, ensure_ascii=False, indent=2))
@@ -512,7 +545,7 @@ def _pidfile() -> Path:
 
 
 def up(args: argparse.Namespace) -> int:
-    env = setup()
+    env = setup(airflow_on_postgres=True)
     pid = _read_pid(_pidfile())
     if pid:
         say(f"Airflow already running (pid {pid}): http://127.0.0.1:{airflow_port()}")
@@ -554,10 +587,25 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
+
+
 def down(args: argparse.Namespace) -> int:
     pid = _read_pid(_pidfile())
     if pid:
         os.killpg(pid, signal.SIGTERM)
+        # the scheduler shuts down gracefully, waiting for the tasks it runs: give it a minute,
+        # then stop what is left of the group (it outlived `make down` and kept running tasks)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _group_alive(pid):
+            time.sleep(1)
+        if _group_alive(pid):
+            os.killpg(pid, signal.SIGKILL)
         say("Airflow stopped")
     _pidfile().unlink(missing_ok=True)
     subprocess.run([PY, "-m", "include.sandbox", "stop"], cwd=PROJECT_ROOT, check=False)
@@ -569,7 +617,17 @@ def down(args: argparse.Namespace) -> int:
 def env_cmd(args: argparse.Namespace) -> int:
     """Print ``export`` lines for a shell: ``eval "$(make env)"``."""
     url, _ = ensure_warehouse()
-    for key, value in project_env(url).items():
+    env = project_env(url)
+    metadata = PgUrl.parse(airflow_metadata_url(url))
+    with psycopg.connect(metadata.with_dbname("postgres").url) as conn:
+        on_postgres = conn.execute(
+            "select 1 from pg_database where datname = %s", (metadata.dbname,)
+        ).fetchone()
+    if on_postgres and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:  # `make up` made it
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata.url.replace(
+            "postgresql://", "postgresql+psycopg2://", 1
+        )
+    for key, value in env.items():
         if key.startswith(("C360_", "AIRFLOW", "DBT_")):
             print(f"export {key}={shlex.quote(value)}")
     return 0

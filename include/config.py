@@ -14,6 +14,11 @@ from urllib.parse import urlsplit, urlunsplit
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 REGISTRY_DIR = PROJECT_ROOT / "include" / "registry"
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
+#: Airflow pool of every dbt task: a dbt invocation is a CPU-heavy process (parse, compile, run);
+#: a batch build's dozens of ready model tasks at once only slowed each other down (and starved
+#: the Airflow processes) on a small machine.
+DBT_POOL = "dbt_warehouse"
+DBT_POOL_SLOTS = int(os.environ.get("C360_DBT_CONCURRENCY", "2"))
 
 #: The warehouse the pipeline lands into and dbt builds in. Unset: an embedded PostgreSQL.
 WAREHOUSE_URL_ENV = "C360_WAREHOUSE_URL"

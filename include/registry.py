@@ -6,6 +6,8 @@ Reading it is cheap and touches nothing but the file, so DAG files may call
 
 from __future__ import annotations
 
+import os
+import re
 from functools import cache
 from pathlib import Path
 from typing import Literal
@@ -40,8 +42,22 @@ class Pagination(_Strict):
     page_size: int = Field(gt=0, le=10_000)
 
 
+#: Prefix put before every source's change-event channel (e.g. ``dev-ana.``), so stacks that share
+#: one Redis (whose pub/sub channels are global across its databases) do not hear each other.
+EVENTS_CHANNEL_PREFIX_ENV = "C360_EVENTS_CHANNEL_PREFIX"
+
+
 class Events(_Strict):
     channel: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
+
+    @property
+    def redis_channel(self) -> str:
+        """The channel publishers and the extract DAG's AssetWatcher use: ``channel`` behind
+        ``C360_EVENTS_CHANNEL_PREFIX`` (empty by default)."""
+        prefix = os.environ.get(EVENTS_CHANNEL_PREFIX_ENV, "")
+        if prefix and not re.fullmatch(r"[A-Za-z0-9_.:-]+", prefix):
+            raise ValueError(f"{EVENTS_CHANNEL_PREFIX_ENV}={prefix!r}: use letters, digits and _ . : - only")
+        return f"{prefix}{self.channel}"
 
 
 class Entity(_Strict):

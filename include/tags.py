@@ -11,6 +11,8 @@ class Layer(StrEnum):
     PUSH = "layer:push"
     MONITOR = "layer:monitor"
     PUBLISH = "layer:publish"
+    #: the whole pipeline in one DAG (c360_batch_cycle)
+    CYCLE = "layer:cycle"
 
 
 def source_tag(source: str) -> str:

@@ -22,7 +22,8 @@ def pg_server() -> PgUrl:
 
 
 def create_database(server: PgUrl, prefix: str) -> PgUrl:
-    # C360_TEST_DB_PREFIX: on a shared server, keep throwaway databases in one's own namespace
+    """A new database ``<C360_TEST_DB_PREFIX><prefix>_<random>`` (the variable: for a shared server
+    whose users may only create databases under their own prefix)."""
     name = f"{os.environ.get('C360_TEST_DB_PREFIX', '')}{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server.with_dbname("postgres").url, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')

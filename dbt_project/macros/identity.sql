@@ -1,7 +1,8 @@
 {#- Identity resolution support: what the models need that a select cannot create. -#}
 
 {#- on-run-start: the steward overrides table (stewards write it; every run reads it, nothing
-    rebuilds it) and connected_components(), an iterative min-label propagation. -#}
+    rebuilds it) and connected_components(): union-find over the links in one pass, each component
+    named after its smallest record id. -#}
 {% macro create_identity_support() %}
     create extension if not exists pg_trgm;
     create extension if not exists fuzzystrmatch;
@@ -57,44 +58,62 @@
     language plpgsql
     as $cc$
     declare
-        changed bigint;
-        rounds integer := 0;
+        parent integer[];
+        node_count integer;
+        edge record;
+        ra integer;
+        rb integer;
+        i integer;
     begin
-        drop table if exists pg_temp.cc_edges;
-        drop table if exists pg_temp.cc_labels;
+        if to_regclass('pg_temp.cc_edges') is not null then
+            drop table pg_temp.cc_edges;
+        end if;
+        if to_regclass('pg_temp.cc_nodes') is not null then
+            drop table pg_temp.cc_nodes;
+        end if;
         create temp table cc_edges (a text not null, b text not null);
         execute 'insert into cc_edges (a, b) select * from (' || edges_query || ') as e';
-        create temp table cc_labels as
-            select node as node_id, node as label
+        -- nodes numbered in text order, so the smallest number of a component is its smallest id
+        create temp table cc_nodes as
+            select node, (row_number() over (order by node))::integer as id
             from (select a as node from cc_edges union select b from cc_edges) as nodes;
-        create unique index on cc_labels (node_id);
-        analyze cc_edges;
-        analyze cc_labels;
+        create unique index on cc_nodes (node);
+        analyze cc_nodes;
+        select count(*) into node_count from cc_nodes;
+        parent := array(select generate_series(1, node_count));
+        -- union-find: each root points at itself; a union hangs the larger root under the smaller,
+        -- so a component's root is always its smallest node; path halving keeps the trees flat
+        for edge in
+            select na.id as a, nb.id as b
+            from cc_edges
+            inner join cc_nodes as na on cc_edges.a = na.node
+            inner join cc_nodes as nb on cc_edges.b = nb.node
         loop
-            -- every node takes the smallest label among itself and its neighbours ...
-            update cc_labels as l
-            set label = best.label
-            from (
-                select node, min(label) as label
-                from (
-                    select e.a as node, n.label from cc_edges as e inner join cc_labels as n on n.node_id = e.b
-                    union all
-                    select e.b as node, n.label from cc_edges as e inner join cc_labels as n on n.node_id = e.a
-                ) as offers
-                group by node
-            ) as best
-            where best.node = l.node_id and best.label < l.label;
-            get diagnostics changed = row_count;
-            -- ... then jumps to its label's label, which halves the remaining distance
-            update cc_labels as l
-            set label = p.label
-            from cc_labels as p
-            where p.node_id = l.label and p.label < l.label;
-            rounds := rounds + 1;
-            exit when changed = 0;
+            ra := edge.a;
+            while parent[ra] <> ra loop
+                parent[ra] := parent[parent[ra]];
+                ra := parent[ra];
+            end loop;
+            rb := edge.b;
+            while parent[rb] <> rb loop
+                parent[rb] := parent[parent[rb]];
+                rb := parent[rb];
+            end loop;
+            if ra < rb then
+                parent[rb] := ra;
+            elsif rb < ra then
+                parent[ra] := rb;
+            end if;
         end loop;
-        raise notice 'connected_components: % rounds', rounds;
-        return query select cc_labels.node_id, cc_labels.label from cc_labels;
+        -- every node straight to its root, in node order (a parent always has a smaller number)
+        for i in 1 .. node_count loop
+            parent[i] := parent[parent[i]];
+        end loop;
+        return query
+            select nodes.node, roots.node
+            from unnest(parent) with ordinality as found (root, id)
+            inner join cc_nodes as nodes on nodes.id = found.id
+            inner join cc_nodes as roots on roots.id = found.root;
     end
     $cc$;
 {% endmacro %}

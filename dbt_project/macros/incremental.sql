@@ -48,15 +48,23 @@
     a run takes every entry logged after that point, so a run that failed half-way is simply caught
     up by the next one, whichever models it reached. Recomputing an entry twice changes nothing. -#}
 {% macro create_incremental_progress() %}
-    create schema if not exists ops;
-    create table if not exists ops.incremental_progress (
-        consumer text primary key,
-        consumed_through timestamptz not null,
-        updated_at timestamptz not null default now()
-    );
-    alter table ops.incremental_progress add column if not exists config_hash text;
-    comment on table ops.incremental_progress is
-        'How far each incremental model has consumed its change log (logged-at time of the newest entry it applied), and the identity configuration its rows were built with.';
+    {#- created once (by whoever runs dbt first), then only read and written: dbt running as the
+        transformer role may not alter or comment on a table the admin created -#}
+    do $progress$
+    begin
+        if to_regclass('ops.incremental_progress') is null then
+            create schema if not exists ops;
+            create table ops.incremental_progress (
+                consumer text primary key,
+                consumed_through timestamptz not null,
+                config_hash text,
+                updated_at timestamptz not null default now()
+            );
+            comment on table ops.incremental_progress is
+                'How far each incremental model has consumed its change log (logged-at time of the newest entry it applied), and the identity configuration its rows were built with.';
+        end if;
+    end
+    $progress$;
 {% endmacro %}
 
 {#- The logged-at time up to which this model has consumed the change log `log_relation`, as a

@@ -133,3 +133,17 @@ def run_data_checks(
         )
     conn.commit()
     return run_id, results
+
+
+def check_marts(warehouse_url: str) -> dict:
+    """The data checks of monitoring.yaml on the marts just built, recorded in
+    ``monitoring.data_checks``; raises (naming each failed check) when any fails, so the task that
+    publishes the marts does not run and nothing downstream reads them."""
+    from include.monitoring.settings import load_monitoring
+
+    with psycopg.connect(warehouse_url) as conn:
+        run_id, results = run_data_checks(conn, load_monitoring().data_checks)
+    failed = [r.detail for r in results if not r.passed]
+    if failed:
+        raise RuntimeError(f"data checks {run_id} failed: " + "; ".join(failed))
+    return {"run_id": run_id, "checks": len(results)}

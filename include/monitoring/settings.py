@@ -91,6 +91,9 @@ class Gate(_Strict):
 
 class Sensor(_Strict):
     poke_interval_s: int = Field(default=300, gt=0)
+    #: Between pokes in an event-mode run (a change message started the pipeline): the change
+    #: should reach its targets within a minute, so a momentarily stale upstream is re-checked soon.
+    event_poke_interval_s: int = Field(default=10, gt=0)
     timeout_h: float = Field(default=6, gt=0)
 
 

@@ -6,6 +6,7 @@ Like the source registry, reading it touches nothing but the file, so the push D
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
@@ -64,6 +65,9 @@ class Flow(_Strict):
     #: Sources whose current values the plan reads: the flow waits until they are fresh (a stale
     #: source holds only the flows that read it).
     reads_sources: list[str] = Field(default_factory=list)
+    #: Sources (with ``events`` in sources.yaml) whose change events run this flow in event mode:
+    #: those whose change can alter what the plan sends. Empty: the flow runs in batch runs only.
+    event_sources: list[str] = Field(default_factory=list)
     batch_size: int = Field(500, gt=0, le=5000)
     max_requests_per_second: float = Field(20.0, gt=0)
     #: More open rejects than this fails the flow's check task (Airflow alerts on the failure).
@@ -102,7 +106,23 @@ class TargetRegistry(_Strict):
                     f"flow {flow.name}: reads_sources names unknown source(s) "
                     f"{sorted(set(flow.reads_sources) - sources)}; known: {sorted(sources)}"
                 )
+            with_events = {s.name for s in load_sources() if s.events}
+            if set(flow.event_sources) - with_events:
+                raise ValueError(
+                    f"flow {flow.name}: event_sources names source(s) without change events "
+                    f"{sorted(set(flow.event_sources) - with_events)}; "
+                    f"sources with events: {sorted(with_events)}"
+                )
         return self
+
+    def event_flows(self, sources: Iterable[str]) -> list[Flow]:
+        """The flows an event-mode run for a change in ``sources`` runs (``event_sources``)."""
+        changed = set(sources)
+        return [f for f in self.flows if changed & set(f.event_sources)]
+
+    def event_marts(self, sources: Iterable[str]) -> list[str]:
+        """The mart Assets those flows are triggered by: what an event-mode dbt run must rebuild."""
+        return sorted({m for f in self.event_flows(sources) for m in f.triggers})
 
     def target(self, name: str) -> Target:
         for target in self.targets:

@@ -87,3 +87,67 @@ def delete_records(
         conn.close()
     append_changes(rows)
     return [r[3] for r in rows]
+
+
+#: Contact fields an agent can change, and the callers column each one is kept in (address: none,
+#: the call center keeps it on the change record only).
+AGENT_FIELDS = {"phone": "phone", "email": "email", "address": None}
+
+
+def agent_changes_contact(
+    caller_id: str,
+    field: str,
+    new_value: str,
+    *,
+    agent_id: str = "agent-sandbox",
+    now: datetime | None = None,
+    db_path: Path | None = None,
+) -> str:
+    """What a call-center agent does when a caller gives a new phone, email or address.
+
+    In one transaction: the caller's record gets the new value and a new ``updated_at``, and a
+    contact-change record (old and new value, agent) is added, as the call-center app does. The
+    change goes to ``changes.csv``, and after the commit the change events are published on the
+    call center's Redis channel (``include.sandbox.events``), so a consumer woken by them reads it.
+    Returns the change id.
+    """
+    from include.sandbox.events import ChangePublisher
+
+    if field not in AGENT_FIELDS:
+        raise ValueError(f"an agent changes one of {sorted(AGENT_FIELDS)}, not {field!r}")
+    now = now or datetime.now(UTC)
+    stamp = stores.cc_ts(now)
+    change_id = f"CHGA{now.astimezone(UTC):%Y%m%d%H%M%S%f}{caller_id[-6:]}"
+    column = AGENT_FIELDS[field]
+    conn = stores.connect_apps(db_path)
+    try:
+        row = conn.execute(
+            f"select {column or 'null'} from callcenter_callers where caller_id = ?", (caller_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"the call center has no caller {caller_id!r}")
+        if column:
+            conn.execute(
+                f"update callcenter_callers set {column} = ?, updated_at = ? where caller_id = ?",
+                (new_value, stamp, caller_id),
+            )
+        conn.execute(
+            "insert into callcenter_contact_changes"
+            " (change_id, caller_id, field, old_value, new_value, agent_id, changed_at)"
+            " values (?, ?, ?, ?, ?, ?, ?)",
+            (change_id, caller_id, field, row[0], new_value, agent_id, stamp),
+        )
+        conn.commit()
+    finally:
+        conn.close()
+    append_changes(
+        [(now.astimezone(UTC).isoformat(), "callcenter", "callers", caller_id, field, new_value, "update")]
+    )
+    publisher = ChangePublisher.from_env()
+    try:
+        if column:
+            publisher.publish("callcenter", "callers", [caller_id], now)
+        publisher.publish("callcenter", "contact_changes", [change_id], now)
+    finally:
+        publisher.close()
+    return change_id

@@ -2,7 +2,8 @@
 
 When records change in the CRM or the call center (bulk-upsert, or a tick's edits and new
 records), the sandbox publishes to the source's Redis pub/sub channel from the registry
-(``events.channel``, e.g. ``c360.source_changes.crm``), where the extract DAG's AssetWatcher listens::
+(``events.channel``, e.g. ``c360.source_changes.crm``, behind ``C360_EVENTS_CHANNEL_PREFIX`` if
+set), where the extract DAG's AssetWatcher listens::
 
     {"source": "crm", "entity": "accounts", "ids": ["001...", ...], "changed_at": "2026-01-02T09:30:00+00:00"}
 
@@ -26,8 +27,9 @@ from include.registry import load_sources
 
 REDIS_URL_ENV = "C360_SANDBOX_REDIS_URL"
 EVENT_SOURCES = tuple(s.name for s in load_sources() if s.events)
-#: Every source's channel, by name (the registry's ``events.channel``).
-CHANNELS = {s.name: s.events.channel for s in load_sources() if s.events}
+#: Every source's channel, by name (the registry's ``events.channel`` behind
+#: ``C360_EVENTS_CHANNEL_PREFIX``, if set).
+CHANNELS = {s.name: s.events.redis_channel for s in load_sources() if s.events}
 MAX_IDS = 1000
 
 log = logging.getLogger(__name__)

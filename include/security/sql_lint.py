@@ -74,7 +74,10 @@ REVIEWED: dict[str, frozenset[str]] = {
     "include/sandbox/stores.py": frozenset(
         {"t.table", "cols", "t.updated_at", "t.key", "table", "', '.join(t.fields)", "marks"}
     ),
-    "include/sandbox/changes.py": frozenset({"table.key", "table.table", "marks"}),
+    # changes.py: ``column`` is a value of its AGENT_FIELDS mapping, the field checked against it first
+    "include/sandbox/changes.py": frozenset(
+        {"table.key", "table.table", "marks", "column", "column or 'null'"}
+    ),
     "include/sandbox/tick.py": frozenset({"marks"}),
     "benchmarks/common.py": frozenset({"', '.join(table.fields)", "table.table", "table.key"}),
     "benchmarks/identity.py": frozenset({"', '.join(table.fields)", "table.table", "columns"}),

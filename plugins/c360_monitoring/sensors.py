@@ -1,7 +1,9 @@
 """Freshness sensors: a consumer waits until its upstream source or mart is fresh in the warehouse.
 
 One sensor per upstream, in ``reschedule`` mode (no worker slot held while waiting) with a
-timeout, so a failed or late extract holds only the flows that read that source. While it holds,
+timeout, so a failed or late extract holds only the flows that read that source. In an event-mode
+run (a change message started the pipeline: see ``include.event_mode``) a holding sensor pokes
+again after ``sensor.event_poke_interval_s`` instead of ``poke_interval_s``. While it holds,
 the sensor raises a ``stale:<upstream>`` alert (once per state change: see
 ``include.monitoring.alerts``); the first poke that finds the upstream fresh sends the recovery.
 """
@@ -54,6 +56,15 @@ class WarehouseFreshnessSensor(BaseSensorOperator):
         self.mart = mart
         self.max_age = max_age or timedelta(hours=settings.mart_max_age_hours)
         self.warehouse_conn_id = warehouse_conn_id
+        self.event_poke_interval = settings.sensor.event_poke_interval_s
+
+    def execute(self, context: Any) -> Any:
+        from include.event_mode import changed_sources, event_extras
+
+        if changed_sources(event_extras(context.get("triggering_asset_events"))) is not None:
+            # event mode: a change is on its way to the targets; re-check a stale upstream soon
+            self.poke_interval = min(self.poke_interval, self.event_poke_interval)
+        return super().execute(context)
 
     def poke(self, context: Any) -> bool:
         import psycopg

@@ -16,6 +16,7 @@ def test_expected_dags(dagbag):
         "push_flows",
         "monitor_freshness",
         "refresh_bi",
+        "c360_batch_cycle",
     }
     assert expected <= set(dagbag.dag_ids)
 
@@ -138,3 +139,34 @@ def test_push_dag_has_a_task_group_per_flow_and_a_send_per_target(dagbag):
             send = dag.get_task(f"{flow.name}.send_{target}")
             assert send.pool == registry.target(target).pool
             assert f"{flow.name}.plan" in send.upstream_task_ids
+
+
+def test_batch_cycle_extracts_everything_then_builds_checks_and_pushes_every_flow(dagbag):
+    from include.push.targets import load_targets
+
+    dag = dagbag.dags["c360_batch_cycle"]
+    assert (
+        type(dag.timetable).__name__ == "NullTimetable"
+    )  # manual: the Asset-driven DAGs are the steady state
+    extracts = {f"extract.{s.name}__{e.name}" for s in load_sources() for e in s.entities}
+    assert dag.get_task("dbt_build").upstream_task_ids == extracts
+    assert dag.get_task("dbt_build").select is None  # the whole project
+    assert dag.get_task("check_marts").upstream_task_ids == {"dbt_build"}
+    for flow in load_targets().flows:
+        assert dag.get_task(f"{flow.name}.plan").upstream_task_ids == {"check_marts"}
+        assert {f"{flow.name}.send_{t}" for t in flow.targets} <= dag.get_task(
+            f"{flow.name}.finish"
+        ).upstream_task_ids
+    # it starts nothing else: no Assets out
+    assert not [t.task_id for t in dag.tasks if t.outlets]
+
+
+def test_every_dbt_task_runs_in_the_dbt_pool(dagbag):
+    from cosmos.operators.base import AbstractDbtBase
+
+    from include.config import DBT_POOL
+
+    dbt_tasks = [(d.dag_id, t) for d in _dags(dagbag) for t in d.tasks if isinstance(t, AbstractDbtBase)]
+    assert {"dbt_event_build", "dbt_build"} <= {t.task_id for _, t in dbt_tasks}
+    for dag_id, task in dbt_tasks:
+        assert task.pool == DBT_POOL, f"{dag_id}.{task.task_id} runs in {task.pool}"

@@ -42,7 +42,7 @@ def test_change_message_fires_the_watcher_within_seconds(source, dagbag, monkeyp
 
     def publish_until_heard() -> None:  # pub/sub keeps nothing: publish until the trigger listens
         while not stop.wait(0.2):
-            publisher.publish(source.events.channel, json.dumps(message))
+            publisher.publish(source.events.redis_channel, json.dumps(message))
 
     async def first_event():
         async for event in trigger.run():
@@ -55,5 +55,5 @@ def test_change_message_fires_the_watcher_within_seconds(source, dagbag, monkeyp
     finally:
         stop.set()
         thread.join()
-    assert event.payload["channel"] == source.events.channel
+    assert event.payload["channel"] == source.events.redis_channel
     assert json.loads(event.payload["data"]) == message

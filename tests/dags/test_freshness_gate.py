@@ -133,6 +133,7 @@ def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, cr
     assert {t.task_id for t in dag.tasks} == {
         f"{FLOW}.{t}"
         for t in (
+            "selected",  # runs the flow (a manual run is a batch run: every flow)
             "wait_for_source_crm",
             "wait_for_mart_marts__dim_customer",
             "wait_for_mart_marts__customer_crosswalk",

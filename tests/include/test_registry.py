@@ -60,3 +60,16 @@ def test_load_registry_from_another_file(tmp_path):
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     (source,) = load_registry(path).sources
     assert (source.name, source.raw_schema, source.kind) == ("trade_show", "raw_trade_show", "files")
+
+
+def test_event_channels_take_the_prefix_from_the_environment(monkeypatch):
+    from include.registry import EVENTS_CHANNEL_PREFIX_ENV, get_source
+
+    events = get_source("callcenter").events
+    monkeypatch.delenv(EVENTS_CHANNEL_PREFIX_ENV, raising=False)
+    assert events.redis_channel == "c360.source_changes.callcenter"
+    monkeypatch.setenv(EVENTS_CHANNEL_PREFIX_ENV, "dev-h4.")
+    assert events.redis_channel == "dev-h4.c360.source_changes.callcenter"
+    monkeypatch.setenv(EVENTS_CHANNEL_PREFIX_ENV, "bad prefix ")
+    with pytest.raises(ValueError, match=EVENTS_CHANNEL_PREFIX_ENV):
+        _ = events.redis_channel

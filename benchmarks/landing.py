@@ -23,6 +23,7 @@ from itertools import islice
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from benchmarks.common import Result, Workspace, say
 from include.extract.landing import (
@@ -107,9 +108,11 @@ def write_copy_file(path, rows: Iterator[list[dict[str, Any]]], *, key, updated_
 
 def _table_fingerprint(conn: psycopg.Connection, schema: str, table: str) -> tuple[int, str]:
     return conn.execute(
-        f"select count(*), md5(string_agg(md5(_record_id || ':' || _content_hash || ':' || "
-        f"coalesce(_source_updated_at::text, '') || ':' || payload::text), '' "
-        f"order by _record_id, _content_hash)) from {schema}.{table}"
+        sql.SQL(
+            "select count(*), md5(string_agg(md5(_record_id || ':' || _content_hash || ':' || "
+            "coalesce(_source_updated_at::text, '') || ':' || payload::text), '' "
+            "order by _record_id, _content_hash)) from {}"
+        ).format(sql.Identifier(schema, table))
     ).fetchone()
 
 
@@ -137,7 +140,8 @@ def run(ws: Workspace, n: int, chunk_size: int | None = None) -> Result:
     )
     ws.checkpoint(url)
     say("landing: psql \\copy ...")
-    command = f"\\copy {BASELINE_SCHEMA}.{entity.name} ({', '.join(RAW_COLUMNS)}) from '{copy_file}'"
+    path = str(copy_file).replace("'", "''")  # a psql string literal
+    command = f"\\copy {BASELINE_SCHEMA}.{entity.name} ({', '.join(RAW_COLUMNS)}) from '{path}'"
     started = time.perf_counter()
     subprocess.run(["psql", url, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c", command], check=True)
     psql_s = time.perf_counter() - started

@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from benchmarks.common import AS_OF, Result, Workspace, say
 from include.config import DBT_PROJECT_DIR, PgUrl
@@ -124,21 +125,27 @@ RAW_INSERTS: dict[str, str] = {
 }
 
 
-def _insert_sql(table: str, select: str, batch: str, history: bool = False) -> str:
+def _insert_sql(table: str, select: str, batch: str, history: bool = False) -> sql.Composed:
     # history: landed an hour after each source change (at the latest a day ago), as the hourly
     # extracts would have; otherwise landed now
-    landed = (
+    landed = sql.SQL(
         "least(r.updated + interval '1 hour', now() - interval '1 day')" if history else "clock_timestamp()"
     )
     select = select.format(
         created=_PAYLOAD_TS % "created", d=_PAYLOAD_TS % "d", closed=_PAYLOAD_TS % "(d + interval '5 hours')"
     )
-    return (
-        f"insert into {table} (_batch_id, _loaded_at, _source, _record_id, _content_hash, "
+    schema, name = table.split(".")
+    return sql.SQL(
+        "insert into {table} (_batch_id, _loaded_at, _source, _record_id, _content_hash, "
         "_source_updated_at, payload) "
-        f"select '{batch}', {landed}, "
-        f"'{table.split('.')[0].removeprefix('raw_')}', r.id, "
-        f"md5(r.payload::text), r.updated, r.payload from ({select}) as r (id, payload, updated)"
+        "select {batch}, {landed}, {source}, r.id, "
+        "md5(r.payload::text), r.updated, r.payload from ({select}) as r (id, payload, updated)"
+    ).format(
+        table=sql.Identifier(schema, name),
+        batch=sql.Literal(batch),
+        landed=landed,
+        source=sql.Literal(schema.removeprefix("raw_")),
+        select=sql.SQL(select),  # the RAW_INSERTS templates above: our own SQL
     )
 
 
@@ -152,7 +159,7 @@ def land_raw(url: str, customers: int, orders: int) -> dict[str, int]:
                 ensure_raw_table(conn, source.raw_schema, entity.name)
         for table, select in RAW_INSERTS.items():
             rows[table] = conn.execute(_insert_sql(table, select, "bench-1", history=True), params).rowcount
-            conn.execute(f"analyze {table}")
+            conn.execute(sql.SQL("analyze {}").format(sql.Identifier(*table.split("."))))
     return rows
 
 
@@ -245,7 +252,9 @@ def lookups(url: str, count: int) -> dict[str, float]:
             for value in values:
                 started = time.perf_counter()
                 rows = conn.execute(
-                    f"select * from marts.customer_360 where {column} = %s", (value,), prepare=True
+                    sql.SQL("select * from marts.customer_360 where {} = %s").format(sql.Identifier(column)),
+                    (value,),
+                    prepare=True,
                 ).fetchall()
                 times.append((time.perf_counter() - started) * 1000)
                 assert rows, value

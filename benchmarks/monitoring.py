@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import psycopg
+from psycopg import sql
 
 from benchmarks.common import Result, Workspace, say
 from include.monitoring.alerts import alert_on_health
@@ -122,7 +123,9 @@ def _history(conn: psycopg.Connection, days: int) -> dict[str, int]:
     conn.execute("analyze")
     conn.commit()
     return {
-        table: conn.execute(f"select count(*) from {table}").fetchone()[0]
+        table: conn.execute(
+            sql.SQL("select count(*) from {}").format(sql.Identifier(*table.split(".")))
+        ).fetchone()[0]
         for table in (
             "ops.extract_runs",
             "ops.sync_runs",

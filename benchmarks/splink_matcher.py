@@ -60,13 +60,20 @@ def settings() -> SettingsCreator:
     )
 
 
+def _sql_string(value: str) -> str:
+    """A DuckDB string literal (file paths in ``read_csv`` and ``copy ... to``, where DuckDB takes no
+    parameter)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def main(records_csv: str, clusters_csv: str) -> None:
     timings: dict[str, float] = {}
     t = time.perf_counter()
     con = duckdb.connect()
     con.execute("set threads to 2")  # the benchmark machine's cores, as PostgreSQL gets
     con.execute(
-        f"create table records as select * from read_csv('{records_csv}', header=true, all_varchar=true)"
+        "create table records as select * from "
+        f"read_csv({_sql_string(records_csv)}, header=true, all_varchar=true)"
     )
     records = con.table("records")
     linker = Linker(records, settings(), db_api=DuckDBAPI(connection=con))
@@ -91,7 +98,8 @@ def main(records_csv: str, clusters_csv: str) -> None:
         predictions, threshold_match_probability=MATCH_PROBABILITY
     )
     con.execute(
-        f"copy (select unique_id, cluster_id from {clusters.physical_name}) to '{clusters_csv}' (header)"
+        f"copy (select unique_id, cluster_id from {clusters.physical_name}) to {_sql_string(clusters_csv)} "
+        "(header)"
     )
     distinct = f"select count(distinct cluster_id) from {clusters.physical_name}"
     n_clusters = con.execute(distinct).fetchall()[0][0]

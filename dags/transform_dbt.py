@@ -166,12 +166,16 @@ def dbt_customer_360():
 
 def _row_counts(assets) -> dict[str, int]:
     import psycopg
+    from psycopg import sql
 
     from include.config import WAREHOUSE_CONN_ID, connection_url
 
     with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
         return {
-            asset.name: conn.execute(f"select count(*) from {asset.name}").fetchone()[0] for asset in assets
+            asset.name: conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier(*asset.name.split(".")))
+            ).fetchone()[0]
+            for asset in assets
         }
 
 

@@ -35,6 +35,7 @@ from include.config import (
     data_dir,
     erp_url,
     ground_truth_dir,
+    redact_url,
     sandbox_dir,
     sandbox_port,
 )
@@ -263,7 +264,7 @@ def setup(
     """Bring up the warehouse and the sandbox; prepare dbt and Airflow. Idempotent."""
     t0 = time.monotonic()
     url, embedded = ensure_warehouse()
-    say(f"warehouse: {url} ({'embedded PostgreSQL' if embedded else WAREHOUSE_URL_ENV})")
+    say(f"warehouse: {redact_url(url)} ({'embedded PostgreSQL' if embedded else WAREHOUSE_URL_ENV})")
     env = project_env(url)
     if airflow_on_postgres and "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN" not in os.environ:
         metadata = airflow_metadata_url(url)
@@ -396,7 +397,7 @@ def print_summary(warehouse_url: str, run_started: datetime) -> None:
     print(f"freshness:                       {summary['freshness']}")
     print(f"pipeline health:                 {summary['health']}  (monitoring.pipeline_health)")
     print()
-    print(f"connect with:  psql {warehouse_url}")
+    print(f"connect with:  psql {redact_url(warehouse_url)}")
     print(f"dbt docs:      {DBT_PROJECT_DIR / 'target' / 'index.html'}  (served by `make docs` on :8081)")
     print(f"Airflow UI:    make up    (then open http://127.0.0.1:{airflow_port()})")
     print(f"dashboards:    make dashboards    (then open http://127.0.0.1:{dashboards_port()})")

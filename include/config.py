@@ -83,7 +83,8 @@ class PgUrl:
         parts = urlsplit(url)
         if parts.scheme not in ("postgresql", "postgres"):
             raise ValueError(
-                f"{url!r} is not a PostgreSQL URL; expected postgresql://user:password@host:port/dbname"
+                f"{redact_url(url)!r} is not a PostgreSQL URL; expected "
+                "postgresql://user:password@host:port/dbname"
             )
         return cls(
             host=parts.hostname or "127.0.0.1",
@@ -100,6 +101,15 @@ class PgUrl:
 
     def with_dbname(self, dbname: str) -> PgUrl:
         return PgUrl(self.host, self.port, self.user, self.password, dbname)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password masked, for messages and logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def warehouse_url() -> str:

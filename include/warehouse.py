@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from include.config import WAREHOUSE_URL_ENV, PgUrl, data_dir
 
@@ -190,10 +191,10 @@ def ensure_database(url: str, extensions: tuple[str, ...] = EXTENSIONS) -> None:
     with psycopg.connect(target.with_dbname("postgres").url, autocommit=True) as conn:
         exists = conn.execute("select 1 from pg_database where datname = %s", (target.dbname,)).fetchone()
         if not exists:
-            conn.execute(f'create database "{target.dbname}"')
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(target.dbname)))
     with psycopg.connect(url, autocommit=True) as conn:
         for ext in extensions:
-            conn.execute(f"create extension if not exists {ext}")
+            conn.execute(sql.SQL("create extension if not exists {}").format(sql.Identifier(ext)))
 
 
 def ensure_warehouse() -> tuple[str, bool]:

@@ -86,7 +86,10 @@ def demo_runs(pg_server, tmp_path_factory):
     data = tmp_path_factory.mktemp("e2e")
     warehouse = create_database(pg_server, "c360_e2e")
     erp = create_database(pg_server, "c360_e2e_erp")
-    env = dict(os.environ)
+    # Its own connections only: the demo derives them from the settings below, and one inherited
+    # from the calling environment (say the marketing API of `make test`'s own sandbox) would send
+    # the pushes to another sandbox.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
     env.update(
         C360_DATA_DIR=str(data),
         C360_WAREHOUSE_URL=warehouse.url,

@@ -37,6 +37,18 @@
                 primary key (source_system, source_record_id)
             );
         end if;
+        {#- Marketing consent withdrawn per contact (python -m include.push suppress; same columns as
+            the sync-back engine's DDL). A customer holding a suppressed contact has not opted in. -#}
+        if to_regclass('ops.contact_suppressions') is null then
+            create schema if not exists ops;
+            create table ops.contact_suppressions (
+                contact     text not null,
+                reason      text not null
+                    check (reason in ('unsubscribed', 'no_consent', 'erasure', 'complaint')),
+                recorded_at timestamptz not null default now(),
+                primary key (contact, reason)
+            );
+        end if;
     end
     $support$;
 

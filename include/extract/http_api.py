@@ -59,9 +59,12 @@ def request_json(
         raise RetryableHTTPError(response)
     if response.status_code == 400:
         raise ValueError(f"{response.request.url} rejected the request: {response.text[:500]}")
-    if response.status_code == 401:
+    if response.status_code in (401, 403):
+        conn_id = getattr(client, "conn_id", None)
+        where = f"Airflow connection {conn_id}" if conn_id else "the API connection"
         raise PermissionError(
-            f"{response.request.url} refused the token (401); check the Airflow connection's password"
+            f"{response.request.url} refused our token ({response.status_code}): the password of {where} "
+            "is not the API's bearer token; nothing was read"
         )
     response.raise_for_status()
     return response.json()
@@ -86,11 +89,16 @@ class HookSession:
     """
 
     def __init__(self, hook: Any, token: str | None, timeout: float = 30.0):
+        self.conn_id = getattr(hook, "http_conn_id", None)
+        if not token:
+            raise PermissionError(
+                f"Airflow connection {self.conn_id} has no password: it must hold the API's bearer token; "
+                "nothing was read"
+            )
         self._session = hook.get_conn()
         self._base = hook.base_url.rstrip("/")
         self._timeout = timeout
-        if token:
-            self._session.headers["Authorization"] = f"Bearer {token}"
+        self._session.headers["Authorization"] = f"Bearer {token}"
         self._session.headers["Accept"] = "application/json"
 
     def request(self, method: str, path: str, *, params=None, json=None, headers=None):
@@ -106,6 +114,19 @@ class HookSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def source_session(conn_id: str, timeout: float = 30.0) -> HookSession:
+    """The HTTP session of a source's Airflow connection (task time only: it reads the connection).
+
+    The connection's password is the API's bearer token; a connection without one fails here,
+    before any request, naming the connection.
+    """
+    from airflow.providers.http.hooks.http import HttpHook
+    from airflow.sdk import BaseHook
+
+    token = BaseHook.get_connection(conn_id).password
+    return HookSession(HttpHook(method="GET", http_conn_id=conn_id), token, timeout=timeout)
 
 
 def _first_updated(records: list[dict[str, Any]], updated_at: str | None) -> datetime | None:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from include.config import pii_salt
 from include.extract import database, http_api
@@ -228,8 +229,10 @@ def _tombstones(
 ) -> int:
     if result.received == 0:
         live = conn.execute(
-            f"select count(*) from (select distinct on (_record_id) _deleted "
-            f"from {source.raw_schema}.{entity.name} order by _record_id, _seq desc) v where not _deleted"
+            sql.SQL(
+                "select count(*) from (select distinct on (_record_id) _deleted "
+                "from {} order by _record_id, _seq desc) v where not _deleted"
+            ).format(sql.Identifier(source.raw_schema, entity.name))
         ).fetchone()[0]
         if live:
             raise SourceLooksEmpty(

@@ -20,7 +20,6 @@ def extract_task(
     interval: tuple[datetime, datetime] | None = None,
 ) -> dict[str, Any]:
     """Extract ``source_name.entity_name`` into the warehouse; a backfill reads exactly ``interval``."""
-    from airflow.sdk import BaseHook
 
     from include.config import component_conn_id, connection_url
     from include.registry import get_source
@@ -39,10 +38,7 @@ def extract_task(
     if source.kind == "database":
         db = connection_url(source.conn_id)
         return extract_entity(source, entity, warehouse, source_db_url=db, **kwargs).as_dict()
-    from airflow.providers.http.hooks.http import HttpHook
+    from include.extract.http_api import source_session
 
-    from include.extract.http_api import HookSession
-
-    token = BaseHook.get_connection(source.conn_id).password
-    with HookSession(HttpHook(method="GET", http_conn_id=source.conn_id), token) as client:
+    with source_session(source.conn_id) as client:
         return extract_entity(source, entity, warehouse, client=client, **kwargs).as_dict()

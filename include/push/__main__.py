@@ -12,14 +12,35 @@ suppression list the lead-screening flow reads.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
+import phonenumbers
 import psycopg
 
 from include.config import warehouse_url
 from include.push.engine import ensure_ops
 
 REASONS = ("unsubscribed", "no_consent", "complaint")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalise_contact(contact: str) -> str:
+    """A contact the way staging and the marts hold it: an email lower-cased, a phone (mobile or
+    landline, with or without +86) in E.164. Anything else is refused: a suppression that can never
+    match a record would silently suppress nobody."""
+    text = contact.strip()
+    if "@" in text:
+        if not _EMAIL.match(text):
+            raise ValueError(f"{contact!r} is not an email address")
+        return text.lower()
+    try:
+        number = phonenumbers.parse(text, "CN")
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{contact!r} is neither an email address nor a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     erase = sub.add_parser("erase", help="record a personal-information deletion request")
     erase.add_argument("customer_key")
     erase.add_argument("--reason", required=True, help="the request's reference, kept with it")
-    suppress = sub.add_parser("suppress", help="never market to this phone (E.164) or email again")
+    suppress = sub.add_parser(
+        "suppress",
+        help="never market to this phone or email again (its channel, for every lead of its customer)",
+    )
     suppress.add_argument("contact")
     suppress.add_argument("--reason", required=True, choices=REASONS)
     runs = sub.add_parser("runs", help="the latest rows of ops.sync_runs")
@@ -51,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {relation:<34}{n:>6}")
             print("the next push_flows run removes the data from every system")
         elif args.command == "suppress":
-            contact = args.contact.strip().lower() if "@" in args.contact else args.contact.strip()
+            try:
+                contact = normalise_contact(args.contact)
+            except ValueError as exc:
+                print(f"error: {exc}; nothing suppressed", file=sys.stderr)
+                return 2
             conn.execute(
                 "insert into ops.contact_suppressions (contact, reason) values (%s, %s) "
                 "on conflict do nothing",

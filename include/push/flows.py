@@ -40,16 +40,18 @@ _E164 = """case
 end"""
 
 
-def _not_erased(alias: str) -> str:
-    return f"not exists (select 1 from ops.erasure_requests e where e.customer_key = {alias}.customer_key)"
+def _not_erased(alias: str) -> sql.Composable:
+    return sql.SQL(
+        "not exists (select 1 from ops.erasure_requests e where e.customer_key = {}.customer_key)"
+    ).format(sql.Identifier(alias))
 
 
-def _not_tombstoned(system: str, record_id: str) -> str:
+def _not_tombstoned(system: str, alias: str, column: str) -> sql.Composable:
     """The source record did not belong to an erased customer (its key may have changed since)."""
-    return (
+    return sql.SQL(
         "not exists (select 1 from ops.erasure_tombstones t "
-        f"where t.source_system = '{system}' and t.source_record_id = {record_id})"
-    )
+        "where t.source_system = {} and t.source_record_id = {})"
+    ).format(sql.Literal(system), sql.Identifier(alias, column))
 
 
 def crm_golden_contacts(flow: Flow) -> sql.Composable:
@@ -80,8 +82,8 @@ where x.source_system = 'crm' and {not_erased} and {not_tombstoned}
 """
     ).format(
         tags=tags if columns else sql.SQL(""),
-        not_erased=sql.SQL(_not_erased("d")),
-        not_tombstoned=sql.SQL(_not_tombstoned("crm", "x.source_record_id")),
+        not_erased=_not_erased("d"),
+        not_tombstoned=_not_tombstoned("crm", "x", "source_record_id"),
     )
 
 
@@ -115,8 +117,8 @@ def _important(flow: Flow) -> sql.Composable:
         raise ValueError(f"flow {flow.name}: min_opportunity_amount must be a non-negative number")
     return sql.SQL(_IMPORTANT_NEW).format(
         min_amount=sql.Literal(amount),
-        not_erased=sql.SQL(_not_erased("d")),
-        not_tombstoned=sql.SQL(_not_tombstoned("crm", "x.source_record_id")),
+        not_erased=_not_erased("d"),
+        not_tombstoned=_not_tombstoned("crm", "x", "source_record_id"),
     )
 
 
@@ -217,43 +219,108 @@ where (h.version is null or c.changed_at > h.version) and {not_erased}
                   where t.source_system = split_part(h.target, '_', 1) and t.source_record_id = h.record_key)
 group by h.target, h.record_key, h.customer_key, h.version
 """
-    ).format(value=value, mapping=mapping, not_erased=sql.SQL(_not_erased("h")))
+    ).format(value=value, mapping=mapping, not_erased=_not_erased("h"))
+
+
+#: Staging relation and record id of each system's customer records, for the contacts they hold.
+CUSTOMER_RECORDS = {
+    "crm": ("stg_crm__accounts", "account_id"),
+    "erp": ("stg_erp__customer_master", "customer_id"),
+    "oa": ("stg_oa__customer_archive", "archive_id"),
+    "callcenter": ("stg_callcenter__callers", "caller_id"),
+    "marketing": ("stg_marketing__leads", "lead_id"),
+}
 
 
 def marketing_lead_screening(flow: Flow) -> sql.Composable:
-    """Each lead: existing customer (with key) or new; suppressed when on the list or erased."""
+    """Each lead: existing customer (with key) or new, and whether it may be marketed to.
+
+    Consent is per channel (``email``, ``phone``: mobile or landline). A channel is withdrawn
+    for a lead when a contact on ``ops.contact_suppressions`` is the lead's own, or belongs to the
+    lead's customer anywhere: any system's record of that customer or its golden record. So a
+    customer who unsubscribed their email in one system is suppressed on every lead, even one
+    carrying only a phone. An erased customer is withdrawn on every channel. ``suppressed`` is
+    true when any channel is withdrawn (the platform markets to nobody who withdrew consent);
+    ``suppressed_channels`` says which.
+    """
+    records = sql.SQL(" union all ").join(
+        sql.SQL(
+            "select {system} as source_system, {id} as source_record_id, mobile_e164, phone_e164, email "
+            "from {relation}"
+        ).format(
+            system=sql.Literal(system), id=sql.Identifier(id_column), relation=sql.Identifier("staging", rel)
+        )
+        for system, (rel, id_column) in CUSTOMER_RECORDS.items()
+    )
     return sql.SQL(
         """
-with leads as (
-    select l.lead_id, l.mobile_e164, l.phone_e164, l.email, x.customer_key, d.source_systems
+with suppressions as (
+    select contact, reason, case when contact like '%%@%%' then 'email' else 'phone' end as channel
+    from ops.contact_suppressions
+),
+records ({columns}) as ({records}),
+customer_contacts as (
+    select x.customer_key, c.contact
+    from records r
+    join marts.customer_crosswalk x
+        on x.source_system = r.source_system and x.source_record_id = r.source_record_id
+    cross join lateral (values (r.mobile_e164), (r.phone_e164), (lower(r.email))) c (contact)
+    where c.contact in (select contact from suppressions)
+    union
+    select d.customer_key, c.contact
+    from marts.dim_customer d
+    cross join lateral (values (d.mobile_e164), (d.phone_e164), (lower(d.email))) c (contact)
+    where c.contact in (select contact from suppressions)
+),
+leads as (
+    select l.lead_id, l.mobile_e164, l.phone_e164, lower(l.email) as email, x.customer_key,
+           d.source_systems
     from staging.stg_marketing__leads l
     left join marts.customer_crosswalk x on x.source_system = 'marketing' and x.source_record_id = l.lead_id
     left join marts.dim_customer d on d.customer_key = x.customer_key
 ),
+withdrawn as (
+    -- the lead's own contacts, and every contact its customer has anywhere
+    select l.lead_id, s.channel, s.reason
+    from leads l join suppressions s on s.contact in (l.mobile_e164, l.phone_e164, l.email)
+    union
+    select l.lead_id, s.channel, s.reason
+    from leads l
+    join customer_contacts c on c.customer_key = l.customer_key
+    join suppressions s on s.contact = c.contact
+    union
+    select l.lead_id, channel, 'erasure'
+    from leads l cross join (values ('email'), ('phone')) ch (channel)
+    where exists (select 1 from ops.erasure_requests e where e.customer_key = l.customer_key)
+       or exists (select 1 from ops.erasure_tombstones t
+                  where t.source_system = 'marketing' and t.source_record_id = l.lead_id)
+),
 screened as (
     select l.*,
-           coalesce(l.source_systems, 'marketing') <> 'marketing' as existing,
-           case
-               when exists (select 1 from ops.erasure_requests e where e.customer_key = l.customer_key)
-                    or exists (select 1 from ops.erasure_tombstones t
-                               where t.source_system = 'marketing' and t.source_record_id = l.lead_id)
-                   then 'erasure'
-               else (select s.reason from ops.contact_suppressions s
-                     where s.contact in (l.mobile_e164, l.phone_e164, l.email)
-                     order by s.reason limit 1)
-           end as suppression_reason
+           (select array_agg(distinct w.channel order by w.channel) from withdrawn w
+            where w.lead_id = l.lead_id) as suppressed_channels,
+           -- erasure first, then the strongest consent signal
+           (select w.reason from withdrawn w where w.lead_id = l.lead_id
+            order by array_position(array['erasure', 'no_consent', 'unsubscribed', 'complaint'], w.reason)
+            limit 1) as suppression_reason
     from leads l
 )
 select 'marketing_lead_status' as target, lead_id as record_key, customer_key,
        jsonb_build_object(
-           'status', case when existing then 'existing_customer' else 'new' end,
-           'customer_key', case when existing then customer_key end,
+           'status', case when coalesce(source_systems, 'marketing') <> 'marketing'
+                          then 'existing_customer' else 'new' end,
+           'customer_key', case when coalesce(source_systems, 'marketing') <> 'marketing'
+                                then customer_key end,
            'suppressed', suppression_reason is not null,
-           'suppression_reason', suppression_reason
+           'suppression_reason', suppression_reason,
+           'suppressed_channels', to_jsonb(coalesce(suppressed_channels, array[]::text[]))
        ) as payload,
        null::timestamptz as expected_version
 from screened
 """
+    ).format(
+        columns=sql.SQL("source_system, source_record_id, mobile_e164, phone_e164, email"),
+        records=records,
     )
 
 
@@ -293,6 +360,7 @@ ERASURE_PAYLOADS = {
         "status": "existing_customer",
         "suppressed": True,
         "suppression_reason": "erasure",
+        "suppressed_channels": ["email", "phone"],
     },
 }
 #: Which crosswalk source system's records each erasure target holds.

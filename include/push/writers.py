@@ -58,6 +58,14 @@ class TargetUnavailable(Exception):
     """The target did not answer a batch after every retry (5xx, 429, timeouts, refused)."""
 
 
+class TargetAuthRejected(TargetUnavailable):
+    """The target refused our credentials (no token, a wrong or expired one): nothing was applied.
+
+    Not retried (another try gets the same answer); like an outage, the rows stay in the outbox
+    with their idempotency keys and go once the connection's token is fixed.
+    """
+
+
 class Writer(Protocol):
     def write(self, rows: list[OutboxRow], mode: Mode) -> list[Outcome]: ...
 
@@ -101,10 +109,11 @@ class HttpWriter:
         )
         if response.status_code in RETRYABLE_STATUS:
             raise _Retryable(response)
-        if response.status_code == 401:
-            raise PermissionError(
-                f"{self.target.name} refused the token (401): check the password of connection "
-                f"{self.target.conn_id}"
+        if response.status_code in (401, 403):
+            raise TargetAuthRejected(
+                f"{self.target.name} refused our token ({response.status_code}): the password of Airflow "
+                f"connection {self.target.conn_id} is not the target's bearer token; nothing was sent, "
+                "the changes stay queued"
             )
         if response.status_code >= 400:
             # The whole request was refused (malformed): every row is rejected with the answer.
@@ -112,6 +121,11 @@ class HttpWriter:
         return response.json()
 
     def write(self, rows: list[OutboxRow], mode: Mode) -> list[Outcome]:
+        if "authorization" not in self.client.headers:
+            raise TargetAuthRejected(
+                f"{self.target.name}: Airflow connection {self.target.conn_id} has no password (the "
+                "target's bearer token); nothing was sent, the changes stay queued"
+            )
         api_mode = API_MODE[mode]
         records = [
             {

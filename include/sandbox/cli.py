@@ -62,7 +62,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     counts = generate(args.customers, args.seed, as_of=args.as_of, progress=sys.stderr.isatty())
     print(f"Generated {args.customers:,} customers (seed {args.seed}) in {time.monotonic() - started:.1f}s:")
     _print_counts(counts)
-    print(f"Apps DB: {config.sandbox_dir() / 'apps.sqlite'}; ERP: {config.erp_url()}")
+    print(f"Apps DB: {config.sandbox_dir() / 'apps.sqlite'}; ERP: {config.redact_url(config.erp_url())}")
     print(f"Files: {config.landing_dir() / 'marketing'}; ground truth: {config.ground_truth_dir()}")
     return 0
 

@@ -20,6 +20,7 @@ to Redis (see :mod:`include.sandbox.events`).
 from __future__ import annotations
 
 import base64
+import hmac
 import json
 import math
 import os
@@ -226,7 +227,8 @@ def create_app(
 
     def guard(system: str):
         def check(authorization: Annotated[str | None, Header(description="Bearer <token>")] = None) -> None:
-            if authorization != f"Bearer {token}":
+            # compare_digest: the time taken does not tell a guesser how much of the token matched
+            if not hmac.compare_digest((authorization or "").encode(), f"Bearer {token}".encode()):
                 raise HTTPException(
                     401,
                     "missing or invalid bearer token: send 'Authorization: Bearer <token>' "

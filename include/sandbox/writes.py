@@ -55,7 +55,7 @@ create table if not exists crm_account_ext (
 );
 create table if not exists mkt_lead_status (
     lead_id text primary key, status text, customer_key text, suppressed integer,
-    suppression_reason text, updated_at text not null
+    suppression_reason text, suppressed_channels text, updated_at text not null
 );
 """
 
@@ -125,7 +125,24 @@ class WriteSpec:
     def columns(self) -> tuple[str, ...]:
         if self.registry_table:
             return stores.app_tables()[self.table].fields
-        return ("lead_id", "status", "customer_key", "suppressed", "suppression_reason", "updated_at")
+        return (
+            "lead_id",
+            "status",
+            "customer_key",
+            "suppressed",
+            "suppression_reason",
+            "suppressed_channels",
+            "updated_at",
+        )
+
+
+def _channels_ok(value: Any) -> bool:
+    """A list of marketing channels (lists arrive serialised as JSON text)."""
+    try:
+        channels = json.loads(value) if isinstance(value, str) else value
+    except ValueError:
+        return False
+    return isinstance(channels, list) and set(channels) <= {"email", "phone"}
 
 
 PHONE = (_phone_ok, "must be an E.164 Chinese number like +8613812345678")
@@ -198,13 +215,16 @@ def write_specs() -> dict[str, WriteSpec]:
                 table="mkt_lead_status",
                 key="lead_id",
                 path="/mkt/api/v1/lead-status/bulk-write",
-                writable=frozenset({"status", "customer_key", "suppressed", "suppression_reason"}),
+                writable=frozenset(
+                    {"status", "customer_key", "suppressed", "suppression_reason", "suppressed_channels"}
+                ),
                 required_on_create=("status",),
                 checks={
                     "status": (
                         lambda v: v in ("existing_customer", "new"),
                         "must be existing_customer or new",
-                    )
+                    ),
+                    "suppressed_channels": (_channels_ok, "must be a list of channels: email, phone"),
                 },
                 registry_table=False,
             ),
@@ -214,6 +234,11 @@ def write_specs() -> dict[str, WriteSpec]:
 
 def ensure_write_tables(conn: sqlite3.Connection) -> None:
     conn.executescript(WRITE_DDL)
+    # a sandbox generated before the lead status had per-channel consent
+    columns = {row[1] for row in conn.execute("pragma table_info(mkt_lead_status)")}
+    if "suppressed_channels" not in columns:
+        conn.execute("alter table mkt_lead_status add column suppressed_channels text")
+        conn.commit()
 
 
 def _parse_ts(value: str | None) -> datetime | None:

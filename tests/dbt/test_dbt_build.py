@@ -219,5 +219,6 @@ def test_every_model_and_column_is_documented(dbt_warehouse: DbtWarehouse) -> No
     catalog = json.loads((dbt_warehouse.target_path / "catalog.json").read_text())
     # 45 models + 2 snapshots + 23 read-layer views (16 bi, 5 analyst, 2 pii)
     assert len(catalog["nodes"]) == 70
-    assert len(catalog["sources"]) == 14  # 12 registry entities, steward overrides, erasure tombstones
+    # 12 registry entities, steward overrides, erasure tombstones, contact suppressions
+    assert len(catalog["sources"]) == 15
     assert dictionary_problems(manifest, catalog) == []

@@ -1,6 +1,6 @@
-{#- One row per customer_key: the issue-5 additions to dim_customer. Consent (the only signal the
-    sources carry is a marketing sign-up), first and last activity over every activity table, and the
-    lifecycle stage:
+{#- One row per customer_key: the issue-5 additions to dim_customer. Consent (a marketing sign-up,
+    withdrawn when any contact the customer has in any system is on ops.contact_suppressions), first
+    and last activity over every activity table, and the lifecycle stage:
       lead            known only from marketing leads
       prospect        known to a business system (CRM, ERP, OA, call center) but never ordered
       active_customer last order within lifecycle_active_days (exactly that many days still counts)
@@ -31,13 +31,35 @@ leads as (
     select * from {{ ref('fct_leads') }}
 ),
 
+customer_records as (
+    select * from {{ ref('int_customer_records') }}
+),
+
+suppressions as (
+    select * from {{ source('ops', 'contact_suppressions') }}
+),
+
+withdrawn as (
+    select distinct crosswalk.customer_key
+    from customer_records
+    inner join crosswalk
+        on customer_records.source_system = crosswalk.source_system
+        and customer_records.source_record_id = crosswalk.source_record_id
+    inner join suppressions
+        on suppressions.contact in (
+            customer_records.mobile_e164, customer_records.phone_e164, customer_records.email
+        )
+),
+
 customers as (
     select
-        customer_key,
-        bool_or(source_system = 'marketing') as has_marketing_opt_in,
-        bool_and(source_system = 'marketing') as only_marketing
+        crosswalk.customer_key,
+        bool_or(crosswalk.source_system = 'marketing')
+        and bool_and(withdrawn.customer_key is null) as has_marketing_opt_in,
+        bool_and(crosswalk.source_system = 'marketing') as only_marketing
     from crosswalk
-    group by customer_key
+    left join withdrawn on crosswalk.customer_key = withdrawn.customer_key
+    group by crosswalk.customer_key
 ),
 
 activity as (

@@ -37,22 +37,22 @@ def test_resident_id_checksum_and_standardisation(typed, valid):
 
 def test_protect_record_replaces_the_number_with_its_salted_hash_and_validity():
     record = {"id": "A1", "id_card_no": " 11010519850307006x ", "name": "张伟"}
-    protected = protect_record(record, {"id_card_no": "resident_id"}, "s@lt")
+    protected = protect_record(record, {"id_card_no": "resident_id"}, "test-salt")
     assert protected == {
         "id": "A1",
         "name": "张伟",
-        "id_card_no_sha256": hashlib.sha256(f"s@lt{ZHANG_WEI}".encode()).hexdigest(),
+        "id_card_no_sha256": hashlib.sha256(f"test-salt{ZHANG_WEI}".encode()).hexdigest(),
         "id_card_no_valid": True,
     }
     assert record["id_card_no"] == " 11010519850307006x "  # the input is left alone
     # the same person typed differently hashes the same; another salt does not
     again = protect_record(
-        {"id_card_no": "１１０１０５１９８５０３０７００６Ｘ"}, {"id_card_no": "resident_id"}, "s@lt"
+        {"id_card_no": "１１０１０５１９８５０３０７００６Ｘ"}, {"id_card_no": "resident_id"}, "test-salt"
     )
     assert again["id_card_no_sha256"] == protected["id_card_no_sha256"]
     other = protect_record(record, {"id_card_no": "resident_id"}, "other")
     assert other["id_card_no_sha256"] != protected["id_card_no_sha256"]
-    assert protect_record({"id": "A2", "id_card_no": ""}, {"id_card_no": "resident_id"}, "s@lt") == {
+    assert protect_record({"id": "A2", "id_card_no": ""}, {"id_card_no": "resident_id"}, "test-salt") == {
         "id": "A2"
     }
 
@@ -79,7 +79,7 @@ def test_landed_rows_and_quarantine_never_hold_the_number(fresh_db):
             batch_id="b1",
             result=result,
             protected={"id_card_no": "resident_id"},
-            pii_salt="s@lt",
+            pii_salt="test-salt",
         )
         conn.commit()
         stored = conn.execute("select payload::text from raw_crm.accounts").fetchall()
@@ -100,13 +100,13 @@ def test_rows_landed_in_the_clear_are_hashed_in_place_once(fresh_db):
         ensure_raw_table(conn, "raw_crm", "accounts")
         land_records(conn, source="crm", entity="accounts", key="id", updated_at="updated_at",
                      records=[record], batch_id="old")  # fmt: skip
-        assert protect_landed(conn, "raw_crm", "accounts", {"id_card_no": "resident_id"}, "s@lt") == 1
-        assert protect_landed(conn, "raw_crm", "accounts", {"id_card_no": "resident_id"}, "s@lt") == 0
+        assert protect_landed(conn, "raw_crm", "accounts", {"id_card_no": "resident_id"}, "test-salt") == 1
+        assert protect_landed(conn, "raw_crm", "accounts", {"id_card_no": "resident_id"}, "test-salt") == 0
         conn.commit()
         (text,) = conn.execute("select payload::text from raw_crm.accounts").fetchone()
         assert ZHANG_WEI not in text and "id_card_no_sha256" in text
         again = land_records(conn, source="crm", entity="accounts", key="id", updated_at="updated_at",
                              records=[record], batch_id="new", protected={"id_card_no": "resident_id"},
-                             pii_salt="s@lt")  # fmt: skip
+                             pii_salt="test-salt")  # fmt: skip
         conn.commit()
     assert (again.inserted, again.duplicates) == (0, 1)

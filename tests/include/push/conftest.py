@@ -29,10 +29,17 @@ create table marts.dim_customer (
     source_systems text
 );
 create table marts.customer_crosswalk (source_system text, source_record_id text, customer_key text);
-create table staging.stg_crm__accounts (account_id text primary key, source_updated_at timestamptz);
+create table staging.stg_crm__accounts (
+    account_id text primary key, source_updated_at timestamptz, mobile_e164 text, phone_e164 text, email text
+);
 create table staging.stg_crm__opportunities (account_id text, stage text, amount numeric);
-create table staging.stg_erp__customer_master (customer_id text primary key, source_updated_at timestamptz);
-create table staging.stg_oa__customer_archive (archive_id text primary key, source_updated_at timestamptz);
+create table staging.stg_erp__customer_master (
+    customer_id text primary key, source_updated_at timestamptz, mobile_e164 text, phone_e164 text, email text
+);
+create table staging.stg_oa__customer_archive (
+    archive_id text primary key, source_updated_at timestamptz, mobile_e164 text, phone_e164 text, email text
+);
+create table staging.stg_callcenter__callers (caller_id text, mobile_e164 text, phone_e164 text, email text);
 create table staging.stg_callcenter__contact_changes (
     change_id text, caller_id text, changed_field text, new_value text, changed_at timestamptz
 );

@@ -176,14 +176,73 @@ def test_lead_screening_marks_existing_new_and_suppressed(warehouse, api, world,
     assert (result["sent"], result["succeeded"]) == (3, 3)
     rows = apps(
         world,
-        "select lead_id, status, customer_key, suppressed, suppression_reason from mkt_lead_status "
-        "order by 1",
+        "select lead_id, status, customer_key, suppressed, suppression_reason, suppressed_channels "
+        "from mkt_lead_status order by 1",
     )
     assert rows == [
-        ("lead-0009", "existing_customer", customer_key(9), 0, None),
-        ("lead-new", "new", None, 0, None),
-        ("lead-optout", "new", None, 1, "unsubscribed"),
+        ("lead-0009", "existing_customer", customer_key(9), 0, None, "[]"),
+        ("lead-new", "new", None, 0, None, "[]"),
+        ("lead-optout", "new", None, 1, "unsubscribed", '["email"]'),
     ]
+
+
+def test_consent_withdrawn_anywhere_suppresses_the_customers_leads_per_channel(
+    warehouse, api, world, monkeypatch, capsys
+):
+    """A contact on the suppression list belongs to a customer through any system's record or the
+    golden record: every lead of that customer is suppressed on that contact's channel, whatever
+    contacts the lead itself carries. Contacts are matched as staging holds them (E.164, lower case)."""
+    from include.push.__main__ import main
+
+    monkeypatch.setenv("C360_WAREHOUSE_URL", warehouse.url.url)
+    accounts = warehouse.accounts
+    with warehouse.connect() as conn:
+        for i in (20, 21, 22, 23):  # one lead each, carrying only a mobile
+            conn.execute(
+                "insert into marts.customer_crosswalk values ('marketing', %s, %s)",
+                (f"lead-c{i}", customer_key(i)),
+            )
+            conn.execute(
+                "insert into staging.stg_marketing__leads values (%s, %s, null, null)",
+                (f"lead-c{i}", f"+86137000000{i}"),
+            )
+        # 20: the CRM record's email; 21: a call-center record's mobile; 22: the golden email
+        conn.execute(
+            "update staging.stg_crm__accounts set email = 'c20@example.com' where account_id = %s",
+            (accounts[20]["id"],),
+        )
+        conn.execute(
+            "insert into staging.stg_callcenter__callers values ('CC-21', '+8613900000021', null, null)"
+        )
+        conn.execute(
+            "insert into marts.customer_crosswalk values ('callcenter', 'CC-21', %s)", (customer_key(21),)
+        )
+    run(warehouse, api, world, "marketing_lead_screening")
+    status = (
+        "select lead_id, suppressed, suppression_reason, suppressed_channels from mkt_lead_status "
+        "where lead_id like 'lead-c%' order by 1"
+    )
+    assert apps(world, status) == [(f"lead-c{i}", 0, None, "[]") for i in (20, 21, 22, 23)]
+
+    # consent withdrawn, each typed the way an operator would
+    assert main(["suppress", " C20@Example.COM ", "--reason", "unsubscribed"]) == 0
+    assert main(["suppress", "139 0000 0021", "--reason", "no_consent"]) == 0
+    assert main(["suppress", "golden.22@example.com", "--reason", "complaint"]) == 0
+    assert main(["suppress", "not a contact", "--reason", "unsubscribed"]) == 2
+    assert "nothing suppressed" in capsys.readouterr().err
+    result = run(warehouse, api, world, "marketing_lead_screening")
+    assert result["succeeded"] == 3  # only the three changed leads are sent again
+    assert apps(world, status) == [
+        ("lead-c20", 1, "unsubscribed", '["email"]'),
+        ("lead-c21", 1, "no_consent", '["phone"]'),
+        ("lead-c22", 1, "complaint", '["email"]'),
+        ("lead-c23", 0, None, "[]"),
+    ]
+
+    # the lead's own mobile too: both channels, the strongest reason first
+    assert main(["suppress", "+8613700000020", "--reason", "no_consent"]) == 0
+    run(warehouse, api, world, "marketing_lead_screening")
+    assert apps(world, status)[0] == ("lead-c20", 1, "no_consent", '["email", "phone"]')
 
 
 def test_erasure_reaches_every_system_and_keeps_the_key(warehouse, api, world, holders):

@@ -155,9 +155,10 @@
     inner join {{ values_cte }} as a on a.{{ field }} = shared.value
     inner join {{ values_cte }} as b
         on b.{{ field }} = shared.value and a.customer_record_id < b.customer_record_id
+    {#- in (subquery): a hashed lookup per pair (= any(array) would scan the array for every pair) #}
     where
-        a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
-        or b.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+        a.customer_record_id in (select customer_record_id from {{ scope }})
+        or b.customer_record_id in (select customer_record_id from {{ scope }})
     {%- else %}
     from (
         select {{ field }} as value
@@ -265,8 +266,8 @@
             a.customer_record_id < b.customer_record_id
     where
         (
-            a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
-            or b.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+            a.customer_record_id in (select customer_record_id from {{ scope }})
+            or b.customer_record_id in (select customer_record_id from {{ scope }})
         )
         and a.{{ field }} <> b.{{ field }}
         and a.customer_type = '{{ rule["customer_type"] }}' and b.customer_type = '{{ rule["customer_type"] }}'

@@ -321,7 +321,8 @@ def import_pools(env: dict[str, str]) -> None:
 
 def init(args: argparse.Namespace) -> int:
     """Container start-up (docker-compose.yaml's airflow-init): the warehouse and sandbox ERP databases
-    with their extensions, Airflow's metadata database and the pools. Every other service is its own
+    with their extensions, the database roles and grants (include/registry/access.yaml: Superset logs
+    in as bi_reader), Airflow's metadata database and the pools. Every other service is its own
     container, so nothing is started here; the environment (connections included) comes from compose.
     Idempotent: run on every `docker compose up`."""
     env = dict(os.environ)
@@ -332,6 +333,7 @@ def init(args: argparse.Namespace) -> int:
     ensure_database(env[WAREHOUSE_URL_ENV])
     ensure_database(env.get(ERP_URL_ENV) or erp_url(env[WAREHOUSE_URL_ENV]), extensions=())
     say("warehouse and ERP databases ready")
+    setup_roles(env[WAREHOUSE_URL_ENV])
     run([str(BIN / "airflow"), "db", "migrate"], env, stdout=subprocess.DEVNULL)
     say("Airflow metadata database migrated")
     import_pools(env)

@@ -2,7 +2,7 @@
 
 The bundle has the layout of Superset's own export (metadata.yaml, databases/, datasets/, charts/,
 dashboards/). Its database URI carries Superset's password mask, never a password: the read-only
-bi_reader login's password (``C360_BI_READER_PASSWORD``) is put in in memory, then Superset's
+bi_reader login's password (``C360_DB_PASSWORD_BI_READER``) is put in in memory, then Superset's
 ``ImportAssetsCommand`` (what its ``/api/v1/assets/import/`` endpoint runs) imports everything and
 overwrites what an earlier import made. (``superset import-dashboards`` would not: it keeps existing
 databases, datasets and charts, so a changed file or password would never arrive.)
@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy.engine import make_url
 
-PASSWORD_ENV = "C360_BI_READER_PASSWORD"
+PASSWORD_ENV = "C360_DB_PASSWORD_BI_READER"
 
 
 def with_password(uri: str, password: str) -> str:

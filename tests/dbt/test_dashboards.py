@@ -21,6 +21,7 @@ from include.bi.dashboards import write_dashboards
 from include.bi.warehouse_data import C360_MARTS, OVERVIEW_MARTS, MissingRelationError, Relations
 from include.config import WAREHOUSE_URL_ENV
 from tests.dbt.conftest import DbtWarehouse
+from tests.test_browser import browser  # noqa: F401 (the headless chromium fixture)
 
 MARTS = Relations(schema="marts")
 AS_OF_TIME = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
@@ -167,7 +168,7 @@ def test_empty_tables_render(dbt_warehouse: DbtWarehouse, tmp_path: Path) -> Non
     assert build.customers_total == 0
 
 
-def test_cli_builds_the_pages_and_names_a_missing_bi_layer(
+def test_cli_builds_the_pages_from_bi_and_names_a_missing_layer(
     dbt_warehouse: DbtWarehouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
     monkeypatch.setenv(WAREHOUSE_URL_ENV, dbt_warehouse.db.url)
@@ -177,10 +178,36 @@ def test_cli_builds_the_pages_and_names_a_missing_bi_layer(
         "index.html",
         "overview.html",
     ]
-    assert cli.main(["dashboards", "--out", str(tmp_path / "bi"), "--no-serve"]) == 2  # no bi schema here
-    assert "bi.customer_360" in capsys.readouterr().out
-    with (
-        psycopg.connect(dbt_warehouse.db.url) as conn,
-        pytest.raises(MissingRelationError, match="--schema marts"),
-    ):
-        write_dashboards(conn, tmp_path, relations=Relations())
+    # the default: the masked bi views the dbt build made
+    assert cli.main(["dashboards", "--out", str(tmp_path / "bi"), "--no-serve"]) == 0
+    assert (tmp_path / "bi" / "customer_360.html").exists()
+    capsys.readouterr()
+    assert (
+        cli.main(["dashboards", "--schema", "no_such_layer", "--out", str(tmp_path / "x"), "--no-serve"]) == 2
+    )
+    assert "no_such_layer.customer_360" in capsys.readouterr().out
+    with psycopg.connect(dbt_warehouse.db.url) as conn, pytest.raises(MissingRelationError):
+        write_dashboards(conn, tmp_path, relations=Relations(schema="no_such_layer"))
+
+
+def test_dashboards_render_in_a_browser(dbt_warehouse: DbtWarehouse, browser, tmp_path: Path) -> None:  # noqa: F811
+    """Headless chromium opens both pages from disk (no network): the charts are drawn, the 360
+    search finds a known customer, and screenshots go to the data folder's screenshots/."""
+    from tests.test_browser import SCREENSHOTS
+
+    with psycopg.connect(dbt_warehouse.db.url) as conn:
+        build = write_dashboards(conn, tmp_path, relations=MARTS, as_of_time=AS_OF_TIME)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1920, "height": 1080})
+    page.goto(build.pages["overview"].as_uri())
+    page.wait_for_function(
+        "() => document.querySelectorAll('.js-plotly-plot .main-svg').length >= 4", timeout=60_000
+    )
+    assert "经营总览" in page.inner_text("body")
+    page.screenshot(path=str(SCREENSHOTS / "dashboard_overview.png"))
+
+    key = key_of(dbt_warehouse, "erp", "C001")
+    page.goto(build.pages["customer_360"].as_uri() + f"#{key}")
+    page.wait_for_function("k => document.body.innerText.includes(k)", arg=key, timeout=60_000)
+    page.screenshot(path=str(SCREENSHOTS / "dashboard_customer_360.png"))
+    page.close()

@@ -11,8 +11,10 @@
     {%- if execute and (relation is not none or is_incremental()) -%}
         {%- set query -%}
             select coalesce(
+                {%- if progress_table_exists() %}
                 (select {{ to_microseconds('consumed_through') }} from ops.incremental_progress
                  where consumer = '{{ this.identifier }} <- landed'),
+                {%- endif %}
                 (select {{ to_microseconds('max(' ~ column ~ ')') }} from {{ relation or this }})
             )
         {%- endset -%}
@@ -85,7 +87,7 @@
 {#- The logged-at time up to which this model has consumed the change log `log_relation`, as a
     literal ('-infinity' before it first did). -#}
 {% macro consumed_through(log_relation) -%}
-    {%- if execute and not is_unit_test_fixture(log_relation) -%}
+    {%- if execute and not is_unit_test_fixture(log_relation) and progress_table_exists() -%}
         {%- set query -%}
             select {{ to_microseconds('max(consumed_through)') }}
             from ops.incremental_progress
@@ -106,7 +108,7 @@
 {% macro log_high_water(log_relation, column) -%}
     {%- if is_unit_test_fixture(log_relation) -%}
         'infinity'::timestamptz
-    {%- elif execute -%}
+    {%- elif execute and relation_exists(log_relation) -%}
         {%- set query -%}
             select {{ to_microseconds('max(' ~ column ~ ')') }} from {{ log_relation }}
         {%- endset -%}
@@ -221,6 +223,9 @@
     {%- if not execute or is_unit_test_fixture(this) -%}
         {{- return(false) -}}
     {%- endif -%}
+    {%- if not progress_table_exists() -%}
+        {{- return(true) -}}
+    {%- endif -%}
     {%- set query -%}
         select config_hash from ops.incremental_progress where consumer = '{{ this.identifier }} <- config'
     {%- endset -%}
@@ -239,4 +244,14 @@
     values ('{{ this.identifier }} <- config', now(), '{{ identity_config_hash() }}')
     on conflict (consumer) do update
     set config_hash = excluded.config_hash, consumed_through = excluded.consumed_through, updated_at = now()
+{%- endmacro %}
+
+{#- Compile-time reads (the marks above) must not fail where nothing was built yet: `dbt compile` or
+    `dbt docs generate` on an empty warehouse runs no on-run-start hook. -#}
+{% macro relation_exists(relation) -%}
+    {{- return(adapter.get_relation(database=relation.database, schema=relation.schema, identifier=relation.identifier) is not none) -}}
+{%- endmacro %}
+
+{% macro progress_table_exists() -%}
+    {{- return(adapter.get_relation(database=target.database, schema='ops', identifier='incremental_progress') is not none) -}}
 {%- endmacro %}

@@ -170,7 +170,8 @@ def test_an_erased_record_leaves_identity_resolution_and_its_key_is_retired(wh: 
 
 def test_a_record_tied_to_two_companies_by_name_alone_joins_neither(wh: Warehouse) -> None:
     """华信科技 names two companies with different credit codes (erp:C008 Beijing, crm:A008 Shanghai):
-    a lead that only says 华信科技 must not chain them into one customer, nor join either."""
+    a record that only says 华信科技, with no city, must not chain them into one customer, nor join
+    either: a company-name key with a city unknown is weak evidence, so it links to neither."""
     if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
         wh.run()
     before = wh.customer_keys()
@@ -180,9 +181,12 @@ def test_a_record_tied_to_two_companies_by_name_alone_joins_neither(wh: Warehous
     assert after["erp:C008"] == before["erp:C008"] != after["crm:A008"] == before["crm:A008"]
     assert after["oa:OA-HX"] not in (after["erp:C008"], after["crm:A008"])
     assert wh.query(
-        "select has_conflicting_anchors from intermediate.int_identity_components "
-        "where customer_record_id = 'oa:OA-HX'"
-    ) == [(True,)]
+        "select rule_name, score::float from intermediate.int_identity_evidence "
+        "where 'oa:OA-HX' in (record_id_a, record_id_b) order by 1"
+    ) == [("same_company_name", 0.7), ("same_company_name", 0.7)]
+    assert wh.query(
+        "select count(*) from intermediate.int_identity_edges where 'oa:OA-HX' in (record_id_a, record_id_b)"
+    ) == [(0,)]
 
 
 def test_a_cluster_over_the_size_limit_is_not_merged_but_reported(wh: Warehouse) -> None:

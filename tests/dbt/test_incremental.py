@@ -32,9 +32,9 @@ def land(url: str, table: str, key: str, payload: dict, at: datetime, deleted: b
         conn.execute(
             f"insert into {table} (_batch_id, _loaded_at, _source, _record_id, _content_hash, "
             "_source_updated_at, _deleted, payload) "
-            "values ('incremental-test', %s, %s, %s, %s, %s, %s, %s::jsonb)",
+            # landed now (the landing's clock, which incremental models track), changed at `at`
+            "values ('incremental-test', now(), %s, %s, %s, %s, %s, %s::jsonb)",
             (
-                at,
                 table.split(".")[0].removeprefix("raw_"),
                 key,
                 hashlib.md5(canonical.encode()).hexdigest(),

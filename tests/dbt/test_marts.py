@@ -98,7 +98,7 @@ def test_leads_know_whether_they_matched_a_customer(dbt_warehouse: DbtWarehouse)
     rows = dict(dbt_warehouse.query("select lead_id, matched_existing_customer from marts.fct_leads"))
     assert rows["a1b2c3d4e5f60718:2"] is True  # 李明 of 星辰科技, in CRM/ERP/OA
     assert rows["a1b2c3d4e5f60718:3"] is True  # 王芳, a call-center caller
-    assert [lead for lead, matched in rows.items() if not matched] == [
+    assert sorted(lead for lead, matched in rows.items() if not matched) == [
         f"0f0f0f0f0f0f0f0f:{row}" for row in range(2, 8)
     ]
 

@@ -10,19 +10,16 @@ compared with a full rebuild of the same models on the same data.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
-import psycopg
 import pytest
 
 from include.config import PgUrl
 from tests.conftest import create_database, drop_database
 from tests.dbt.conftest import run_dbt
 from tests.dbt.raw_fixture import build_raw_database
+from tests.dbt.test_identity_keys import Warehouse as KeysWarehouse
 
 IDENTITY = "+int_golden_attributes +customer_crosswalk"
 #: The models a full refresh rebuilds (the key assignments and the registry never are: they hold
@@ -42,30 +39,13 @@ REBUILT = {
 }
 
 
-@dataclass
-class Warehouse:
-    db: PgUrl
-    tmp: Path
+class Warehouse(KeysWarehouse):
+    """The identity-keys tests' warehouse (query, execute, land), building identity up to the
+    golden records instead of the marts."""
 
     def run(self, *extra: str) -> None:
         result = run_dbt(["run", "--select", IDENTITY, *extra], self.db, self.tmp)
         assert result.returncode == 0, result.stdout[-4000:]
-
-    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        with psycopg.connect(self.db.url) as conn:
-            return conn.execute(sql, params).fetchall()
-
-    def execute(self, sql: str, params: tuple = ()) -> None:
-        with psycopg.connect(self.db.url, autocommit=True) as conn:
-            conn.execute(sql, params)
-
-    def land(self, source: str, entity: str, record_id: str, payload: dict, deleted: bool = False) -> None:
-        self.execute(
-            f'insert into "raw_{source}"."{entity}" (_batch_id, _loaded_at, _source, _record_id, '
-            "_content_hash, _source_updated_at, _deleted, payload) "
-            "values ('test', now(), %s, %s, md5(%s), now(), %s, %s)",
-            (source, record_id, json.dumps(payload) + str(deleted), deleted, json.dumps(payload)),
-        )
 
     def state(self) -> dict[str, set[tuple]]:
         tables = {name: set(self.query(sql)) for name, sql in REBUILT.items()}

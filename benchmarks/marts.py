@@ -68,7 +68,7 @@ RAW_INSERTS: dict[str, str] = {
               from generate_series(1, %(n)s::int) as i where i %% 5 <> 0) as s""",
     "raw_erp.sales_orders": """
         select 'SO' || k, jsonb_build_object('order_no', 'SO' || k, 'cust_no', 'E' || c,
-            'order_date', to_char(d, 'YYYY-MM-DD'), 'amount', 500 + (k * 7919) %% 200000,
+            'order_date', to_char(d, 'YYYY-MM-DD'), 'amount', 500 + (k::bigint * 7919) %% 200000,
             'currency', case when k %% 20 = 0 then 'USD' else 'CNY' end,
             'status', case when k %% 13 = 0 then 'cancelled' when k %% 97 = 0 then 'refunded'
                            else 'completed' end, 'modified_time', {d}), d
@@ -79,8 +79,8 @@ RAW_INSERTS: dict[str, str] = {
         select 'INV' || k, jsonb_build_object('invoice_no', 'INV' || k, 'cust_no', 'E' || c,
             'order_no', 'SO' || k, 'invoice_date', to_char(d, 'YYYY-MM-DD'),
             'due_date', to_char(d + interval '30 days', 'YYYY-MM-DD'),
-            'amount', 500 + (k * 7919) %% 200000,
-            'paid_amount', case when k %% 4 = 0 then 0 else 500 + (k * 7919) %% 200000 end,
+            'amount', 500 + (k::bigint * 7919) %% 200000,
+            'paid_amount', case when k %% 4 = 0 then 0 else 500 + (k::bigint * 7919) %% 200000 end,
             'paid_date', case when k %% 4 = 0 then null
                               else to_char(d + interval '20 days', 'YYYY-MM-DD') end,
             'status', case when k %% 4 = 0 then 'issued' else 'paid' end, 'modified_time', {d}), d
@@ -231,6 +231,12 @@ def per_layer(results: list[dict], manifest: dict) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sums.items()}
 
 
+def slowest_nodes(results: list[dict], count: int = 12) -> list[list]:
+    """The ``count`` nodes (models, tests, snapshots) that took longest: [name, seconds]."""
+    timed = sorted(results, key=lambda r: r.get("execution_time") or 0.0, reverse=True)[:count]
+    return [[r["unique_id"].split(".", 2)[-1], round(r.get("execution_time") or 0.0, 2)] for r in timed]
+
+
 def lookups(url: str, count: int) -> dict[str, float]:
     rng = random.Random(7)
     with psycopg.connect(url) as conn:
@@ -321,9 +327,11 @@ def run(ws: Workspace, customers: int, orders_per_customer: int = 5, lookup_coun
             "landing_s": round(land_s, 1),
             "full_build_s": round(full_s, 1),
             "full_layer_node_s": layers,
+            "full_slowest_nodes_s": slowest_nodes(full_results),
             "changed_orders": changed,
             "incremental_build_s": round(incr_s, 1),
             "incremental_layer_node_s": incr_layers,
+            "incremental_slowest_nodes_s": slowest_nodes(incr_results),
             "fct_orders_full_s": round(fct_full, 2),
             "fct_orders_incremental_s": round(fct_incr, 2),
             "fct_orders_ratio": round(fct_incr / fct_full, 3) if fct_full else None,

@@ -1,19 +1,51 @@
 {#- Conflict report for data stewards: one row per customer and attribute where the member records
     disagree after standardisation (two different mobiles, two names that are not the same key),
-    with every distinct value and the systems holding it, and the value that survived. -#}
+    with every distinct value and the systems holding it, and the value that survived. Incremental: a
+    run recomputes the customers holding a record changed, re-keyed or affected by identity
+    resolution since the last run and the keys records left (mart_touched_keys); the pre-hook deletes
+    their rows first. A change of the identity configuration rebuilds it whole. -#}
+{%- set rule_hash = mart_rule_hash(identity=true) %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_key']}],
+        pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), 'customer_key in (' ~ mart_touched_keys() ~ ')') }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
+            "{{ mark_landing_read() }}",
+        ],
+    )
+}}
+-- depends_on: {{ ref('int_identity_affected_records') }}
 {%- set attributes = ['customer_name', 'uscc', 'mobile_e164', 'phone_e164', 'email', 'province', 'city', 'address'] %}
 
-with records as (
+with
+{%- if mart_incremental(rule_hash) %}
+touched_keys as (
+    {{ mart_touched_keys() }}
+),
+{%- endif %}
+
+records as (
     select * from {{ ref('int_customer_records') }}
 ),
 
 assignments as (
     select * from {{ ref('int_customer_key_assignments') }}
-    where is_active
+    where
+        is_active
+        {%- if mart_incremental(rule_hash) %}
+        and customer_key in (select customer_key from touched_keys)
+        {%- endif %}
 ),
 
 golden_attributes as (
     select * from {{ ref('int_golden_attributes') }}
+    {%- if mart_incremental(rule_hash) %}
+    where customer_key in (select customer_key from touched_keys)
+    {%- endif %}
 ),
 
 members as (

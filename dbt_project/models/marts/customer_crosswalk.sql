@@ -1,6 +1,52 @@
-{{ config(indexes=[{'columns': ['customer_key']}, {'columns': ['source_system', 'source_record_id'], 'unique': true}]) }}
+{%- set rule_hash = mart_rule_hash(identity=true) %}
+{{
+    config(
+        materialized='incremental',
+        unique_key=['source_system', 'source_record_id'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_key']}, {'columns': ['source_system', 'source_record_id'], 'unique': true}],
+        pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), crosswalk_touched_rows()) }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
+            "{{ mark_landing_read() }}",
+        ],
+    )
+}}
+-- depends_on: {{ ref('int_identity_affected_records') }}
 
-{#- Every live source record and the customer_key it belongs to, with how it was linked. -#}
+{#- Every live source record and the customer_key it belongs to, with how it was linked. Incremental
+    (delete+insert): a run recomputes the records changed, re-keyed or affected by identity
+    resolution since the last one (mart_touched_records); the pre-hook deletes their rows first (a
+    removed record's row stays deleted). A change of the identity configuration rebuilds it whole. -#}
+
+{%- if mart_incremental(rule_hash) %}
+
+with touched as (
+    {{ mart_touched_records() }}
+),
+
+records as (
+    select * from {{ ref('int_customer_records') }}
+    where customer_record_id in (select customer_record_id from touched)
+),
+
+assignments as (
+    select * from {{ ref('int_customer_key_assignments') }}
+    where is_active and customer_record_id in (select customer_record_id from touched)
+),
+
+edges as (
+    select * from {{ ref('int_identity_edges') }}
+    where record_id_a in (select customer_record_id from touched)
+    union all
+    select * from {{ ref('int_identity_edges') }}
+    where
+        record_id_b in (select customer_record_id from touched)
+        and record_id_a not in (select customer_record_id from touched)
+),
+
+{%- else %}
 
 with records as (
     select * from {{ ref('int_customer_records') }}
@@ -14,6 +60,8 @@ assignments as (
 edges as (
     select * from {{ ref('int_identity_edges') }}
 ),
+
+{%- endif %}
 
 record_links as (
     select record_id_a as customer_record_id, rules, match_score from edges

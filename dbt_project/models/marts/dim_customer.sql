@@ -1,13 +1,49 @@
-{{ config(indexes=[{'columns': ['mobile_e164']}, {'columns': ['email']}, {'columns': ['uscc']}]) }}
+{%- set rule_hash = mart_rule_hash(identity=true) %}
+{{
+    config(
+        materialized='incremental',
+        unique_key='customer_key',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_key'], 'unique': true},
+            {'columns': ['mobile_e164']},
+            {'columns': ['email']},
+            {'columns': ['uscc']},
+        ],
+        pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), 'customer_key in (' ~ dim_customer_touched_keys() ~ ')') }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
+            "{{ mark_landing_read() }}",
+        ],
+    )
+}}
+-- depends_on: {{ ref('int_identity_affected_records') }}
 
 {#- The golden record: one row per active customer_key. Each attribute is the survivor chosen in
     int_golden_attributes (strategy and source priority per attribute in var `survivorship`; the
-    provenance of every value is in customer_golden_provenance). -#}
+    provenance of every value is in customer_golden_provenance). Incremental (delete+insert): a run
+    recomputes the customers holding a record changed, re-keyed or affected by identity resolution
+    since the last run, the keys records left, and the customers whose lifecycle columns
+    (int_customer_lifecycle) differ from this table's; the pre-hook deletes their rows first (a
+    merged-away key's row stays deleted). A change of the identity configuration rebuilds it whole. -#}
 {%- set attributes = var('survivorship').keys() | list %}
 
-with golden_attributes as (
+with
+{%- if mart_incremental(rule_hash) %}
+touched_keys as (
+    {{ dim_customer_touched_keys() }}
+),
+
+golden_attributes as (
+    select * from {{ ref('int_golden_attributes') }}
+    where customer_key in (select customer_key from touched_keys)
+),
+{%- else %}
+golden_attributes as (
     select * from {{ ref('int_golden_attributes') }}
 ),
+{%- endif %}
 
 records as (
     select * from {{ ref('int_customer_records') }}
@@ -15,7 +51,11 @@ records as (
 
 assignments as (
     select * from {{ ref('int_customer_key_assignments') }}
-    where is_active
+    where
+        is_active
+        {%- if mart_incremental(rule_hash) %}
+        and customer_key in (select customer_key from touched_keys)
+        {%- endif %}
 ),
 
 key_registry as (

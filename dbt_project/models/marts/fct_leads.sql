@@ -1,21 +1,65 @@
 {#- One row per marketing lead (file row), keyed to the customer it resolved to, with whether that
-    customer already exists outside marketing (CRM, ERP, OA or call center). -#}
+    customer already exists outside marketing (CRM, ERP, OA or call center). Incremental on lead_id
+    (delete+insert): a run recomputes the leads landed since the last run and the leads of every
+    customer_key a record joined or left (its matched systems may have changed); the pre-hook deletes
+    the landed ones first (a tombstone's row stays deleted). -#}
+{%- set rule_hash = mart_rule_hash([]) %}
 {{
     config(
+        materialized='incremental',
+        unique_key='lead_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
         indexes=[
             {'columns': ['lead_id'], 'unique': true},
             {'columns': ['customer_key']},
         ],
+        pre_hook="{{ delete_mart_rows(mart_rule_hash([]), 'lead_id = any(array(' ~ mart_landed_ids(source('marketing', 'leads')) ~ '))') }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash([])) }}",
+            "{{ mark_landing_read() }}",
+        ],
     )
 }}
+-- depends_on: {{ source('marketing', 'leads') }}
+-- depends_on: {{ ref('int_customer_key_assignments') }}
 
-with leads as (
+with crosswalk as (
+    select * from {{ ref('customer_crosswalk') }}
+),
+
+{%- if mart_incremental(rule_hash) %}
+
+rekeyed as (
+    {{ mart_rekeyed_records() }}
+),
+
+changed as (
+    {{ mart_landed_ids(source('marketing', 'leads')) }}
+    union
+    select lead_id from {{ this }}
+    where customer_key = any(array(
+        select customer_key from rekeyed
+        union
+        select previous_customer_key from rekeyed
+    ))
+    union
+    select substr(customer_record_id, 11) from rekeyed
+    where customer_record_id like 'marketing:%'
+),
+
+leads as (
+    select * from {{ ref('stg_marketing__leads') }}
+    where lead_id = any(array(select _record_id from changed))
+),
+
+{%- else %}
+
+leads as (
     select * from {{ ref('stg_marketing__leads') }}
 ),
 
-crosswalk as (
-    select * from {{ ref('customer_crosswalk') }}
-),
+{%- endif %}
 
 systems_per_customer as (
     select
@@ -23,6 +67,15 @@ systems_per_customer as (
         string_agg(distinct source_system, ',' order by source_system)
             filter (where source_system <> 'marketing') as matched_systems
     from crosswalk
+    {%- if mart_incremental(rule_hash) %}
+    where customer_key = any(array(
+        select crosswalk.customer_key
+        from leads
+        inner join crosswalk
+            on crosswalk.source_system = 'marketing'
+            and crosswalk.source_record_id = leads.lead_id
+    ))
+    {%- endif %}
     group by customer_key
 ),
 

@@ -1,13 +1,55 @@
 {#- One row per ERP invoice: the receivable, what was paid, what is open and how late it is as of
-    as_of_date(). Rebuilt every run (overdue days move with the date). -#}
+    as_of_date(). Incremental on invoice_id (delete+insert): a run recomputes the invoices landed since
+    the last run, those whose order landed (its currency) and those whose customer moved to another
+    customer_key; the pre-hook deletes the landed ones first (a tombstone's row stays deleted). The
+    rules hash holds fx_to_cny and the as-of date: overdue days move with the date, so a new day
+    rebuilds the mart whole. -#}
+{%- set rule_hash = mart_rule_hash(['fx_to_cny'], as_of=true) %}
 {{
     config(
+        materialized='incremental',
+        unique_key='invoice_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
         indexes=[
             {'columns': ['invoice_id'], 'unique': true},
             {'columns': ['customer_key']},
         ],
+        pre_hook="{{ delete_mart_rows(mart_rule_hash(['fx_to_cny'], as_of=true), 'invoice_id = any(array(' ~ mart_landed_ids(source('erp', 'invoices')) ~ '))') }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(['fx_to_cny'], as_of=true)) }}",
+            "{{ mark_landing_read() }}",
+        ],
     )
 }}
+-- depends_on: {{ source('erp', 'invoices') }}
+-- depends_on: {{ source('erp', 'sales_orders') }}
+-- depends_on: {{ ref('int_customer_key_assignments') }}
+
+{%- if mart_incremental(rule_hash) %}
+
+with changed_invoices as (
+    {{ mart_landed_ids(source('erp', 'invoices')) }}
+    union
+    select invoice_id from {{ this }}
+    where order_id = any(array({{ mart_landed_ids(source('erp', 'sales_orders')) }}))
+    union
+    select invoice_id from {{ this }}
+    where erp_customer_id = any(array({{ mart_rekeyed_source_ids('erp') }}))
+),
+
+invoices as (
+    -- = any(array(...)) is pushed down into staging's latest-version scan (the raw record id index)
+    select * from {{ ref('stg_erp__invoices') }}
+    where invoice_id = any(array(select _record_id from changed_invoices))
+),
+
+orders as (
+    select * from {{ ref('stg_erp__sales_orders') }}
+    where order_id = any(array(select order_id from invoices))
+),
+
+{%- else %}
 
 with invoices as (
     select * from {{ ref('stg_erp__invoices') }}
@@ -16,6 +58,8 @@ with invoices as (
 orders as (
     select * from {{ ref('stg_erp__sales_orders') }}
 ),
+
+{%- endif %}
 
 crosswalk as (
     select * from {{ ref('customer_crosswalk') }}
@@ -31,8 +75,8 @@ keyed as (
         invoices.due_date,
         invoices.paid_date,
         coalesce(orders.currency, 'CNY') as currency,
-        coalesce(invoices.amount, 0) as amount,
-        coalesce(invoices.paid_amount, 0) as paid_amount,
+        coalesce(invoices.amount, 0)::numeric(18, 2) as amount,
+        coalesce(invoices.paid_amount, 0)::numeric(18, 2) as paid_amount,
         invoices.invoice_status,
         invoices.source_updated_at
     from invoices

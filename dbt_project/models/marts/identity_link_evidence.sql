@@ -1,13 +1,49 @@
 {#- Why two records are one customer: one row per linked record pair and piece of evidence (rule,
     field, the two values, similarity, score), with the customer it built. Steward decisions
-    appear as rule 'steward'. For data stewards reviewing a customer. -#}
+    appear as rule 'steward'. For data stewards reviewing a customer. Incremental: a run recomputes the
+    pairs with a record changed, re-keyed or affected by identity resolution since the last run
+    (mart_touched_records); the pre-hook deletes their rows first. A change of the identity
+    configuration rebuilds it whole. -#}
+{%- set rule_hash = mart_rule_hash(identity=true) %}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['record_id_a']}, {'columns': ['record_id_b']}, {'columns': ['customer_key']}],
+        pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), 'record_id_a in (' ~ mart_touched_records() ~ ') or record_id_b in (' ~ mart_touched_records() ~ ')') }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
+            "{{ mark_landing_read() }}",
+        ],
+    )
+}}
+-- depends_on: {{ ref('int_identity_affected_records') }}
+-- depends_on: {{ ref('int_customer_records') }}
 
-with evidence as (
-    select * from {{ ref('int_identity_evidence') }}
+with
+{%- if mart_incremental(rule_hash) %}
+touched as (
+    {{ mart_touched_records() }}
 ),
 
 edges as (
     select * from {{ ref('int_identity_edges') }}
+    where record_id_a in (select customer_record_id from touched)
+    union all
+    select * from {{ ref('int_identity_edges') }}
+    where
+        record_id_b in (select customer_record_id from touched)
+        and record_id_a not in (select customer_record_id from touched)
+),
+{%- else %}
+edges as (
+    select * from {{ ref('int_identity_edges') }}
+),
+{%- endif %}
+
+evidence as (
+    select * from {{ ref('int_identity_evidence') }}
 ),
 
 assignments as (
@@ -45,9 +81,9 @@ final as (
         edge_evidence.matched_field,
         edge_evidence.value_a,
         edge_evidence.value_b,
-        edge_evidence.similarity,
-        edge_evidence.rule_score,
-        edge_evidence.match_score,
+        edge_evidence.similarity::numeric,
+        edge_evidence.rule_score::numeric,
+        edge_evidence.match_score::numeric,
         edge_evidence.decided_by,
         edge_evidence.steward_reason
     from edge_evidence

@@ -1,0 +1,164 @@
+{#- Incremental marts. A mart built incrementally recomputes only the rows touched since its last run:
+    source records landed since then (incremental_watermark: that run's start less var
+    staging_lookback_minutes) and rows whose customer moved to another customer_key (merge, split,
+    new or removed record: int_customer_key_assignments.changed_at). Its rows also depend on business
+    rules (vars such as fx_to_cny, the identity configuration, the as-of date): their hash is stored
+    per mart in ops.incremental_progress (consumer '<mart> <- rules', written by mark_mart_rules), and
+    when it differs the run rebuilds the mart whole (the pre-hook empties it, the model selects every
+    row). -#}
+
+{#- md5 of what a mart's rows depend on besides its inputs: the vars named, the as-of date (for rules
+    evaluated on a day, such as days overdue; today's date when var as_of_date is unset) and the
+    identity configuration. -#}
+{% macro mart_rule_hash(var_names=[], as_of=false, identity=false) -%}
+    {%- set parts = {} -%}
+    {%- for name in var_names -%}
+        {%- do parts.update({name: var(name)}) -%}
+    {%- endfor -%}
+    {%- if as_of -%}
+        {%- do parts.update({'as_of_date': mart_as_of_day()}) -%}
+    {%- endif -%}
+    {%- if identity -%}
+        {%- do parts.update({'identity': identity_config_hash()}) -%}
+    {%- endif -%}
+    {{- return(local_md5(tojson(parts, sort_keys=true))) -}}
+{%- endmacro %}
+
+{#- The day as_of_date() evaluates to, as text: the var, else the database's current date. -#}
+{% macro mart_as_of_day() -%}
+    {%- if var('as_of_date', none) -%}
+        {{- return(var('as_of_date') | string) -}}
+    {%- elif execute -%}
+        {{- return(run_query('select current_date::text').columns[0].values()[0]) -}}
+    {%- else -%}
+        {{- return('today') -}}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The rules this mart's rows were built with differ from `rule_hash` (or were never recorded). -#}
+{% macro mart_rules_changed(rule_hash) -%}
+    {%- if not execute or is_unit_test_fixture(this) -%}
+        {{- return(false) -}}
+    {%- endif -%}
+    {%- if not progress_table_exists() -%}
+        {{- return(true) -}}
+    {%- endif -%}
+    {%- set query -%}
+        select config_hash from ops.incremental_progress where consumer = '{{ this.identifier }} <- rules'
+    {%- endset -%}
+    {%- set rows = run_query(query).rows -%}
+    {{- return(rows | length == 0 or rows[0][0] != rule_hash) -}}
+{%- endmacro %}
+
+{#- is_incremental(), and the rules unchanged: the mart may recompute the touched rows only. -#}
+{% macro mart_incremental(rule_hash) -%}
+    {{- return(is_incremental() and not mart_rules_changed(rule_hash)) -}}
+{%- endmacro %}
+
+{#- Post-hook: the rules this mart's rows are now built with. -#}
+{% macro mark_mart_rules(rule_hash) -%}
+    insert into ops.incremental_progress (consumer, consumed_through, config_hash)
+    values ('{{ this.identifier }} <- rules', now(), '{{ rule_hash }}')
+    on conflict (consumer) do update
+    set config_hash = excluded.config_hash, consumed_through = excluded.consumed_through, updated_at = now()
+{%- endmacro %}
+
+{#- Since when this mart re-reads: its last run's start less the lookback (mark_landing_read);
+    '-infinity' (everything) before the first mark. -#}
+{% macro mart_watermark() -%}
+    {%- if execute and progress_table_exists() -%}
+        {%- set query -%}
+            select {{ to_microseconds('consumed_through') }} from ops.incremental_progress
+            where consumer = '{{ this.identifier }} <- landed'
+        {%- endset -%}
+        {%- set rows = run_query(query).rows -%}
+        {%- if rows | length == 0 -%}
+            '-infinity'::timestamptz
+        {%- else -%}
+            ({{ epoch_literal(rows[0][0]) }} - interval '{{ var("staging_lookback_minutes") }} minutes')
+        {%- endif -%}
+    {%- else -%}
+        '-infinity'::timestamptz
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Ids of `raw_relation` with a version (or tombstone) landed since the watermark. -#}
+{% macro mart_landed_ids(raw_relation) -%}
+    select _record_id from {{ raw_relation }} where _loaded_at >= {{ mart_watermark() }}
+{%- endmacro %}
+
+{#- Customer records (customer_record_id) whose customer_key changed since the watermark, with the
+    keys they left and joined. -#}
+{% macro mart_rekeyed_records() -%}
+    select customer_record_id, customer_key, previous_customer_key
+    from {{ ref('int_customer_key_assignments') }}
+    where changed_at >= {{ mart_watermark() }}
+{%- endmacro %}
+
+{#- Source record ids of `source_system` whose customer_key changed since the watermark. -#}
+{% macro mart_rekeyed_source_ids(source_system) -%}
+    select substr(customer_record_id, {{ source_system | length + 2 }})
+    from ({{ mart_rekeyed_records() }}) as rekeyed
+    where customer_record_id like '{{ source_system }}:%'
+{%- endmacro %}
+
+{#- Customer records to recompute in the identity marts: changed or new (int_customer_records landed
+    since the watermark), re-keyed, or affected by identity resolution (int_identity_affected_records:
+    their links, components or clusters were recomputed). -#}
+{% macro mart_touched_records() -%}
+    select customer_record_id from {{ ref('int_customer_records') }}
+    where loaded_at >= {{ mart_watermark() }}
+    union
+    select customer_record_id from ({{ mart_rekeyed_records() }}) as rekeyed
+    union
+    select customer_record_id from {{ ref('int_identity_affected_records') }}
+    where affected_at >= {{ mart_watermark() }}
+{%- endmacro %}
+
+{#- customer_keys to recompute in a per-customer mart: the keys the touched records carry now and the
+    keys they left. -#}
+{% macro mart_touched_keys() -%}
+    select assignments.customer_key
+    from {{ ref('int_customer_key_assignments') }} as assignments
+    where assignments.customer_record_id = any(array({{ mart_touched_records() }}))
+    union
+    select previous_customer_key from ({{ mart_rekeyed_records() }}) as rekeyed
+    where previous_customer_key is not null
+{%- endmacro %}
+
+{#- Pre-hook of an incremental mart: on a rules change, empty it (the model then selects every row);
+    otherwise delete the rows `delete_where` names (the rows about to be recomputed, or those whose
+    source record is gone). -#}
+{% macro delete_mart_rows(rule_hash, delete_where) -%}
+    {%- if is_incremental() and mart_rules_changed(rule_hash) -%}
+    delete from {{ this }}
+    {%- elif is_incremental() -%}
+    delete from {{ this }} where {{ delete_where }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- customer_crosswalk's rows of the touched records (the `where` of its pre-hook's delete). -#}
+{% macro crosswalk_touched_rows() -%}
+    (source_system, source_record_id) in (
+        select split_part(customer_record_id, ':', 1), substr(customer_record_id, strpos(customer_record_id, ':') + 1)
+        from ({{ mart_touched_records() }}) as touched
+    )
+{%- endmacro %}
+
+{#- dim_customer's keys to recompute: mart_touched_keys, and the customers whose lifecycle columns
+    differ from the table's (new orders, tickets, consent, a new as-of day). -#}
+{% macro dim_customer_touched_keys() -%}
+    {{ mart_touched_keys() }}
+    union
+    select lifecycle.customer_key
+    from {{ ref('int_customer_lifecycle') }} as lifecycle
+    left join {{ this }} as existing on lifecycle.customer_key = existing.customer_key
+    where
+        (lifecycle.has_marketing_opt_in, lifecycle.first_activity_on, lifecycle.last_activity_on,
+            lifecycle.lifecycle_stage)
+        is distinct from
+        (existing.has_marketing_opt_in, existing.first_activity_on, existing.last_activity_on,
+            existing.lifecycle_stage)
+{%- endmacro %}

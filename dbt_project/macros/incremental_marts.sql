@@ -63,9 +63,11 @@
     set config_hash = excluded.config_hash, consumed_through = excluded.consumed_through, updated_at = now()
 {%- endmacro %}
 
-{#- Since when this mart re-reads: its last run's start less the lookback (mark_landing_read);
-    '-infinity' (everything) before the first mark. -#}
-{% macro mart_watermark() -%}
+{#- Since when this mart re-reads: its last run's start (mark_landing_read), less the lookback for
+    what landed (a landing may commit while dbt runs; `lookback=false` for what dbt itself stamped
+    with a run's start: key changes, the identity change log); '-infinity' (everything) before the
+    first mark. -#}
+{% macro mart_watermark(lookback=true) -%}
     {%- if execute and progress_table_exists() -%}
         {%- set query -%}
             select {{ to_microseconds('consumed_through') }} from ops.incremental_progress
@@ -75,7 +77,11 @@
         {%- if rows | length == 0 -%}
             '-infinity'::timestamptz
         {%- else -%}
+            {%- if lookback -%}
             ({{ epoch_literal(rows[0][0]) }} - interval '{{ var("staging_lookback_minutes") }} minutes')
+            {%- else -%}
+            {{ epoch_literal(rows[0][0]) }}
+            {%- endif -%}
         {%- endif -%}
     {%- else -%}
         '-infinity'::timestamptz
@@ -88,11 +94,12 @@
 {%- endmacro %}
 
 {#- Customer records (customer_record_id) whose customer_key changed since the watermark, with the
-    keys they left and joined. -#}
+    keys they left and joined. changed_at is the start of the run that changed it: a change stamped
+    with the last run's own start was made, and read, in that run. -#}
 {% macro mart_rekeyed_records() -%}
     select customer_record_id, customer_key, previous_customer_key
     from {{ ref('int_customer_key_assignments') }}
-    where changed_at >= {{ mart_watermark() }}
+    where changed_at > {{ mart_watermark(lookback=false) }}
 {%- endmacro %}
 
 {#- Source record ids of `source_system` whose customer_key changed since the watermark. -#}
@@ -112,7 +119,7 @@
     select customer_record_id from ({{ mart_rekeyed_records() }}) as rekeyed
     union
     select customer_record_id from {{ ref('int_identity_affected_records') }}
-    where affected_at >= {{ mart_watermark() }}
+    where affected_at > {{ mart_watermark(lookback=false) }}
 {%- endmacro %}
 
 {#- customer_keys to recompute in a per-customer mart: the keys the touched records carry now and the

@@ -28,7 +28,7 @@ with changed as (
     {{ mart_landed_ids(source('oa', 'contract_approvals')) }}
     union
     select approval_id from {{ this }}
-    where archive_id = any(array({{ mart_rekeyed_source_ids('oa') }}))
+    where archive_id in ({{ mart_rekeyed_source_ids('oa') }})
 ),
 
 approvals as (

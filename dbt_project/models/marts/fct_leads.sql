@@ -38,11 +38,11 @@ changed as (
     {{ mart_landed_ids(source('marketing', 'leads')) }}
     union
     select lead_id from {{ this }}
-    where customer_key = any(array(
+    where customer_key in (
         select customer_key from rekeyed
         union
         select previous_customer_key from rekeyed
-    ))
+    )
     union
     select substr(customer_record_id, 11) from rekeyed
     where customer_record_id like 'marketing:%'
@@ -68,13 +68,13 @@ systems_per_customer as (
             filter (where source_system <> 'marketing') as matched_systems
     from crosswalk
     {%- if mart_incremental(rule_hash) %}
-    where customer_key = any(array(
+    where customer_key in (
         select crosswalk.customer_key
         from leads
         inner join crosswalk
             on crosswalk.source_system = 'marketing'
             and crosswalk.source_record_id = leads.lead_id
-    ))
+    )
     {%- endif %}
     group by customer_key
 ),

@@ -32,10 +32,11 @@ with changed_invoices as (
     {{ mart_landed_ids(source('erp', 'invoices')) }}
     union
     select invoice_id from {{ this }}
-    where order_id = any(array({{ mart_landed_ids(source('erp', 'sales_orders')) }}))
+    -- in (...): a hashed lookup per row of this table (= any(array) would scan the array per row)
+    where order_id in ({{ mart_landed_ids(source('erp', 'sales_orders')) }})
     union
     select invoice_id from {{ this }}
-    where erp_customer_id = any(array({{ mart_rekeyed_source_ids('erp') }}))
+    where erp_customer_id in ({{ mart_rekeyed_source_ids('erp') }})
 ),
 
 invoices as (

@@ -29,7 +29,7 @@ with changed as (
     {{ mart_landed_ids(source('callcenter', 'tickets')) }}
     union
     select ticket_id from {{ this }}
-    where caller_id = any(array({{ mart_rekeyed_source_ids('callcenter') }}))
+    where caller_id in ({{ mart_rekeyed_source_ids('callcenter') }})
 ),
 
 tickets as (

@@ -1,0 +1,177 @@
+"""The incremental marts equal a full refresh on the same data, and a business-rule change rebuilds them.
+
+The raw fixture (landed on 2024-03-10) is built whole; then one change batch lands: a new order with
+its invoice, an order whose currency changed (its invoice's currency follows), a paid invoice, a new
+ticket, a ticket the call center deleted, a new contract approval, a new lead, and a steward decision
+that merges two customers (call-center caller CC6's customer into ERP customer C007's: the older key
+survives, so facts and leads of the other are re-keyed). After the incremental run every incremental
+mart is compared with a full refresh of the marts alone (identity and staging are not rebuilt, so the
+same inputs); rows no change touched keep their row version. A new as-of date then changes the
+receivables' rules hash: the run rebuilds fct_receivables whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from include.config import PgUrl
+from tests.conftest import create_database, drop_database
+from tests.dbt.conftest import run_dbt
+from tests.dbt.raw_fixture import AS_OF_DATE, build_raw_database
+
+#: mart -> its key columns (for the comparisons, ordered)
+MARTS = {
+    "fct_orders": "order_id",
+    "fct_receivables": "invoice_id",
+    "fct_service_tickets": "ticket_id",
+    "fct_contracts": "approval_id",
+    "fct_leads": "lead_id",
+    "customer_crosswalk": "source_system, source_record_id",
+    "dim_customer": "customer_key",
+    "customer_attribute_conflicts": "customer_key, attribute",
+    "identity_link_evidence": "customer_key, record_id_a, record_id_b, rule_name, matched_field",
+}
+SELECT = " ".join(f"+{mart}" for mart in MARTS)
+#: no lookback: everything here lands well apart from the runs, and a lookback would re-read the
+#: previous run's changes (correct, but then the untouched-row checks could not tell)
+VARS = {"as_of_date": AS_OF_DATE, "staging_lookback_minutes": 0}
+
+
+class Warehouse:
+    def __init__(self, db: PgUrl, tmp: Path) -> None:
+        self.db, self.tmp = db, tmp
+
+    def run(self, *extra: str, select: str = SELECT, **vars: object) -> None:
+        args = ["run", "--select", select, "--vars", json.dumps({**VARS, **vars}), *extra]
+        result = run_dbt(args, self.db, self.tmp)
+        assert result.returncode == 0, result.stdout[-4000:]
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self.db.url) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def execute(self, sql: str, params: tuple = ()) -> None:
+        with psycopg.connect(self.db.url, autocommit=True) as conn:
+            conn.execute(sql, params)
+
+    def land(self, source: str, entity: str, record_id: str, payload: dict, deleted: bool = False) -> None:
+        canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False)
+        self.execute(
+            f'insert into "raw_{source}"."{entity}" (_batch_id, _loaded_at, _source, _record_id, '
+            "_content_hash, _source_updated_at, _deleted, payload) "
+            "values ('marts-incremental', now(), %s, %s, %s, now(), %s, %s::jsonb)",
+            (source, record_id, hashlib.md5(canonical.encode()).hexdigest(), deleted, canonical),
+        )
+
+    def mart(self, name: str) -> list[tuple]:
+        return self.query(f"select * from marts.{name} as t order by {MARTS[name]}, md5(t::text)")
+
+    def versions(self, name: str) -> dict[str, str]:
+        key = MARTS[name].split(",")[0]
+        return dict(self.query(f"select {key}::text, xmin::text from marts.{name}"))
+
+    def key_of(self, record: str) -> str:
+        system, record_id = record.split(":", 1)
+        ((key,),) = self.query(
+            "select customer_key from marts.customer_crosswalk where source_system = %s and source_record_id = %s",
+            (system, record_id),
+        )
+        return key
+
+    def assert_incremental_equals_full(self, **vars: object) -> None:
+        incremental = {name: self.mart(name) for name in MARTS}
+        self.run("--full-refresh", select=" ".join(MARTS), **vars)
+        for name in MARTS:
+            full = self.mart(name)
+            assert incremental[name] == full, (
+                f"{name}: only incremental {sorted(set(incremental[name]) - set(full))[:3]}, "
+                f"only full {sorted(set(full) - set(incremental[name]))[:3]}"
+            )
+
+
+@pytest.fixture(scope="module")
+def wh(pg_server: PgUrl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    db = create_database(pg_server, "c360_martsincr")
+    try:
+        build_raw_database(db.url)
+        yield Warehouse(db, tmp_path_factory.mktemp("dbt_marts_incremental"))
+    finally:
+        drop_database(db)
+
+
+def test_incremental_marts_equal_a_full_refresh(wh: Warehouse) -> None:
+    wh.run()
+    before = {name: wh.versions(name) for name in ("fct_receivables", "fct_orders", "fct_service_tickets")}
+    surviving, merged_away = wh.key_of("erp:C007"), wh.key_of("callcenter:CC6")
+    assert surviving != merged_away
+    assert wh.query("select count(*) from marts.fct_service_tickets where customer_key = %s", (merged_away,)) == [(2,)]
+
+    now = datetime.now(UTC).isoformat()
+    order = {"cust_no": "C001", "order_date": "2024-03-09", "status": "completed", "modified_time": now}
+    wh.land("erp", "sales_orders", "SO9", {**order, "order_no": "SO9", "amount": 700, "currency": "CNY"})
+    wh.land("erp", "invoices", "INV9",
+            {"invoice_no": "INV9", "cust_no": "C001", "order_no": "SO9", "invoice_date": "2024-03-09",
+             "due_date": "2024-03-05", "amount": 700, "paid_amount": 0, "status": "issued",
+             "modified_time": now})  # fmt: skip
+    # SO2 is now booked in USD: INV2 (not landed again) takes the order's currency
+    wh.land("erp", "sales_orders", "SO2",
+            {**order, "order_no": "SO2", "cust_no": "C003", "order_date": "2024-02-01", "amount": "3,000",
+             "currency": "USD"})  # fmt: skip
+    wh.land("callcenter", "tickets", "TK9",
+            {"ticket_id": "TK9", "caller_id": "CC1", "category": "inquiry", "priority": "normal",
+             "status": "open", "subject": "报价", "opened_at": now, "updated_at": now})  # fmt: skip
+    wh.land("callcenter", "tickets", "TK3", {"ticket_id": "TK3", "_deleted": True}, deleted=True)
+    wh.land("oa", "contract_approvals", "AP2",
+            {"approval_id": "AP2", "archive_id": "OA7", "contract_no": "HT-2024-002",
+             "contract_amount": "5000", "status": "pending", "submitted_at": now, "updated_at": now})  # fmt: skip
+    wh.land("marketing", "leads", "f9f9f9f9f9f9f9f9:1",
+            {"lead_id": "f9f9f9f9f9f9f9f9:1", "lead_name": "张伟", "mobile": "13900001111",
+             "source_file": "expo.csv", "source_row": 1})  # fmt: skip
+    wh.execute(
+        "insert into steward.identity_overrides (record_id_a, record_id_b, decision, reason) "
+        "values ('callcenter:CC6', 'erp:C007', 'same', '客户来电核实')"
+    )
+    wh.run()
+
+    # the merge moved CC6's customer (its tickets, its lead, its OA record) to the surviving key
+    assert wh.key_of("callcenter:CC6") == wh.key_of("erp:C007")
+    merged_key = wh.key_of("erp:C007")
+    assert wh.query("select ticket_id, customer_key from marts.fct_service_tickets where ticket_id = 'TK2'") == [
+        ("TK2", merged_key)
+    ]
+    assert wh.query("select count(*) from marts.dim_customer where customer_key in (%s, %s)",
+                    (surviving, merged_away)) == [(1,)]  # fmt: skip
+    assert wh.query("select count(*) from marts.fct_service_tickets where ticket_id = 'TK3'") == [(0,)]
+    assert wh.query("select currency from marts.fct_receivables where invoice_id = 'INV2'") == [("USD",)]
+    # incremental: rows nothing touched kept their row version, the touched ones were rewritten
+    after = {name: wh.versions(name) for name in before}
+    assert after["fct_receivables"]["INV1"] == before["fct_receivables"]["INV1"]
+    assert after["fct_receivables"]["INV2"] != before["fct_receivables"]["INV2"]
+    assert after["fct_service_tickets"]["TK1"] == before["fct_service_tickets"]["TK1"]
+    assert after["fct_service_tickets"]["TK2"] != before["fct_service_tickets"]["TK2"]
+    wh.assert_incremental_equals_full()
+
+
+def test_a_rule_change_rebuilds_the_mart_whole(wh: Warehouse) -> None:
+    if not wh.query("select to_regclass('marts.fct_receivables') is not null")[0][0]:
+        wh.run()
+    wh.run()
+    before = wh.versions("fct_receivables")
+    overdue = dict(wh.query("select invoice_id, days_overdue from marts.fct_receivables"))
+    tickets = wh.versions("fct_service_tickets")
+    wh.run(as_of_date="2024-03-20")
+    # a new as-of day: every receivable rewritten (days overdue moved), tickets (no such rule) not
+    after = wh.versions("fct_receivables")
+    assert all(after[invoice] != version for invoice, version in before.items())
+    assert wh.query("select days_overdue from marts.fct_receivables where invoice_id = 'INV2'") == [
+        (overdue["INV2"] + 10,)
+    ]
+    assert wh.versions("fct_service_tickets") == tickets
+    wh.assert_incremental_equals_full(as_of_date="2024-03-20")

@@ -2,7 +2,9 @@
     (delete+insert): a run re-reads from staging only the orders with a version landed since the last
     run (less var fct_orders_lookback_minutes, for landings that committed while dbt ran) and the
     orders whose customer_key changed (identity resolution merged or split customers); orders whose
-    latest landed version is a tombstone are deleted. -#}
+    latest landed version is a tombstone are deleted. A change of fx_to_cny (the rules hash) rebuilds it
+    whole. -#}
+{%- set rule_hash = mart_rule_hash(['fx_to_cny']) %}
 {{
     config(
         materialized='incremental',
@@ -13,7 +15,9 @@
             {'columns': ['order_id'], 'unique': true},
             {'columns': ['customer_key']},
         ],
+        pre_hook="{{ delete_mart_rows(mart_rule_hash(['fx_to_cny']), 'false') }}",
         post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(['fx_to_cny'])) }}",
             "{% if is_incremental() %}delete from {{ this }} where order_id = any(array(select _record_id from {{ source('erp', 'sales_orders') }} where _deleted except select order_id from {{ ref('stg_erp__sales_orders') }} where order_id = any(array(select _record_id from {{ source('erp', 'sales_orders') }} where _deleted)))){% endif %}",
         ],
     )
@@ -24,7 +28,7 @@ with crosswalk as (
     select * from {{ ref('customer_crosswalk') }}
 ),
 
-{% if is_incremental() %}
+{% if mart_incremental(rule_hash) %}
 changed_orders as (
     -- a version (or tombstone) landed since the last run; change detection reads only the landing
     -- metadata, the order itself still comes from staging

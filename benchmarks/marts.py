@@ -16,8 +16,10 @@ Timed:
   so layer sums add up to more than the wall time).
 - ``incremental``: 1% of the orders get a new landed version and 1% new orders land
   (all for existing customers); then ``dbt build`` again.
-  fct_orders is the one incremental model; staging views, identity resolution and the other marts
-  are rebuilt in full, so the whole build is compared and so is fct_orders alone.
+  The customer-entity staging tables, identity resolution and the incremental marts (the facts,
+  crosswalk, dim_customer, conflicts, link evidence) work on what changed; staging views, snapshots,
+  customer_360 and the rule marts are rebuilt or rechecked in full, so the whole build is compared,
+  and so is fct_orders alone. The details list the slowest nodes of both builds.
 - ``lookup``: p50/p95 over ``lookups`` queries of ``marts.customer_360`` by ``customer_key`` and by
   ``mobile_e164`` (random existing values, one connection, prepared statements), after ``analyze``.
 """

@@ -53,7 +53,13 @@ PUSH_TASKS = ("event_push", "crm_golden_contacts.send_crm_accounts")
 #: The DAGs a change (and the CRM's change events for our own write back) goes through.
 CHAIN = ["extract_callcenter", "extract_crm", "dbt_customer_360", "push_flows"]
 #: Identity rules that keep a caller linked to its CRM account when the caller's phone changes.
-PHONE_FREE_RULES = ("same_uscc", "same_id_card", "same_email_similar_name", "same_company_name")
+PHONE_FREE_RULES = (
+    "same_uscc",
+    "same_id_card",
+    "same_email_similar_name",
+    "same_email_same_name",
+    "same_company_name",
+)
 
 
 def _ts(value: str | None) -> datetime | None:

@@ -11,7 +11,7 @@ their phone (``pick_customers``), it does what an agent does in the call center
 record, the change events on the call center's Redis channel), then polls the CRM account until
 its phone is the new number in E.164. In between: extract_callcenter (started by its AssetWatcher,
 event mode) -> dbt_customer_360 (event-mode build of what the call center feeds) -> push_flows
-(crm_golden_contacts).
+(``event_push``: the flows reacting to the call center, crm_golden_contacts among them).
 
 - ``--mode spaced`` (default): the next change is made once the previous one arrived (plus
   ``--pause`` seconds), so each change gets a cycle of its own: the latency of one change.
@@ -47,11 +47,19 @@ from include.config import PROJECT_ROOT, sandbox_dir, sandbox_port, warehouse_ur
 from include.sandbox.changes import agent_changes_contact
 
 OUT = Path(__file__).resolve().parent / "out" / "propagation_latency.json"
-PUSH_TASK = "crm_golden_contacts.send_crm_accounts"
+#: The push_flows task that sends to the CRM: in an event-mode run the one task doing the selected
+#: flows, in a batch run the CRM flow's send task.
+PUSH_TASKS = ("event_push", "crm_golden_contacts.send_crm_accounts")
 #: The DAGs a change (and the CRM's change events for our own write back) goes through.
 CHAIN = ["extract_callcenter", "extract_crm", "dbt_customer_360", "push_flows"]
 #: Identity rules that keep a caller linked to its CRM account when the caller's phone changes.
-PHONE_FREE_RULES = ("same_uscc", "same_id_card", "same_email_similar_name", "same_company_name")
+PHONE_FREE_RULES = (
+    "same_uscc",
+    "same_id_card",
+    "same_email_similar_name",
+    "same_email_same_name",
+    "same_company_name",
+)
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -189,21 +197,23 @@ def trace_runs(api: AirflowApi, trace: Trace, since: datetime) -> None:
     delivered = None
     for run in reversed(api.runs("push_flows", since)):
         tis = {t["task_id"]: t for t in api.task_instances("push_flows", run["dag_run_id"])}
-        send = tis.get(PUSH_TASK)
         # the send that delivered it started before the CRM showed it (the CRM has the value before
         # the task has finished) and ended after the change was made
-        if (
-            send
+        sends = [
+            task_id
+            for task_id in PUSH_TASKS
+            if (send := tis.get(task_id))
             and send["state"] == "success"
             and _ts(send["start_date"]) <= trace.seen
             and _ts(send["end_date"]) >= trace.made
-        ):
-            delivered = run["dag_run_id"]
+        ]
+        if sends:
+            delivered, push_task = run["dag_run_id"], sends[0]
             break
     if delivered is None:
         trace.notes.append("no push_flows run sent to the CRM before the change arrived")
         return
-    push = RunTimes.load(api, "push_flows", delivered, until_task=PUSH_TASK)
+    push = RunTimes.load(api, "push_flows", delivered, until_task=push_task)
     dbt_runs = [
         e["source_run_id"]
         for e in api.upstream_events("push_flows", delivered)

@@ -4,16 +4,19 @@ One task group per flow of the target registry (``include/registry/targets.yaml`
 contacts, ERP customer creation and OA contract-approval requests for new important customers,
 call-center contact changes to every other system, marketing lead screening, erasure.
 
-Per flow: ``selected`` decides whether the flow runs in this run: always in batch mode; in event
-mode (the marts were rebuilt after change messages: ``include/event_mode.py``) only when the
-changed sources are among the flow's ``event_sources``, else the whole group is skipped. ``plan``
-queues in ``ops.sync_outbox`` only the records whose payload changed since the target last
-acknowledged it; one ``send_<target>`` task per target (in the target's pool) sends them
-in batches with idempotency keys, rate limits and retries; ``finish`` writes ``ops.sync_runs`` and
-fails when rejects pile up. Runs when the dbt DAG has rebuilt the customer marts; each flow first
-waits (freshness sensors, reschedule mode) until the sources it reads (``reads_sources``) and its
-marts are fresh, so a stale source holds only the flows that read it (re-checked every
-``sensor.event_poke_interval_s`` in event mode, ``poke_interval_s`` otherwise).
+A batch run (after a batch dbt build, or started by hand) runs one task group per flow:
+freshness sensors (reschedule mode) wait until the sources the flow reads (``reads_sources``) and
+its marts are fresh, so a stale source holds only the flows that read it; ``plan`` queues in
+``ops.sync_outbox`` only the records whose payload changed since the target last acknowledged it;
+one ``send_<target>`` task per target (in the target's pool) sends them in batches with
+idempotency keys, rate limits and retries; ``finish`` writes ``ops.sync_runs`` and fails when
+rejects pile up.
+
+An event-mode run (the marts were rebuilt after change messages: ``include/event_mode.py``) skips
+the groups (``batch_mode``) and ``event_push`` does the same steps in one task for only the flows
+whose ``event_sources`` changed: a change should reach the targets within a minute, and every
+task costs a scheduler hop and a process start. A flow whose upstream is stale is skipped there
+with its freshness alert; the next batch run's sensors and diff send it.
 
 Params: ``dry_run`` (report what would be sent, send nothing) and ``max_records`` (send at most
 this many per target: test a small batch first).
@@ -52,18 +55,32 @@ TRIGGERS = sorted({t for f in REGISTRY.flows for t in f.triggers})
 )
 def push_flows():
     @task.short_circuit
-    def selected(flow_name: str, triggering_asset_events=None) -> bool:
-        """Batch: every flow. Event mode: only the flows reacting to the changed sources."""
+    def batch_mode(triggering_asset_events=None) -> bool:
+        """Batch (or manual) run: every flow's task group. Event mode: none of them (event_push)."""
         from include.event_mode import changed_sources, event_extras
+
+        return changed_sources(event_extras(triggering_asset_events)) is None
+
+    @task
+    def event_push(triggering_asset_events=None, params: dict | None = None, dag_run=None, ti=None) -> dict:
+        """Event mode: the flows reacting to the changed sources, gates to finish, in this task."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from include.event_mode import changed_sources, event_extras
+        from include.push.runner import event_push_task
 
         sources = changed_sources(event_extras(triggering_asset_events))
         if sources is None:
-            return True
-        runs = flow_name in {f.name for f in REGISTRY.event_flows(sources)}
-        print(
-            f"event mode, changed sources {sorted(sources)}: flow {flow_name} {'runs' if runs else 'skipped'}"
+            raise AirflowSkipException("batch run: the flows' task groups push")
+        print(f"event mode, changed sources {sorted(sources)}")
+        params = params or {}
+        return event_push_task(
+            sources,
+            bool(params.get("dry_run")),
+            params.get("max_records"),
+            consumer=f"push_flows ({dag_run.run_id})",
+            link=getattr(ti, "log_url", None),
         )
-        return runs
 
     @task
     def plan(flow_name: str, params: dict | None = None) -> dict:
@@ -83,12 +100,14 @@ def push_flows():
 
         return finish_task(flow_name, planned)
 
+    batch = batch_mode()
+    event_push()
     for flow in REGISTRY.flows:
         with TaskGroup(group_id=flow.name, tooltip=flow.label):
             # wait until what the plan reads is fresh: a stale source holds only the flows reading it
             gates = freshness_gates(sources=flow.reads_sources, marts=flow.triggers)
             planned = plan.override(task_id="plan")(flow.name)
-            selected.override(task_id="selected")(flow.name) >> gates
+            batch >> gates
             gates >> planned
             sends = [
                 send.override(task_id=f"send_{t}", pool=REGISTRY.target(t).pool)(flow.name, t, planned)

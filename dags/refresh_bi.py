@@ -1,13 +1,15 @@
 """BI refresh: republish what the dashboards show, only from fresh data.
 
-Runs when the dbt DAG publishes the customer marts. One freshness sensor per upstream (every
-source the dashboards read and the marts, as listed under ``gates.refresh_bi`` in
-``include/registry/monitoring.yaml``) waits in ``reschedule`` mode, with a timeout, until that
-upstream is within its SLA; a late or failed extract holds the refresh and raises an alert
-instead of showing stale numbers. Then every materialized view in the BI schema is refreshed and
-the "data as of" time the dashboards display is recorded in ``monitoring.bi_refreshes``; the DAG
-emits the ``bi.dashboards`` Asset. Last, ``write_dashboards`` regenerates the self-contained HTML
-dashboards (big-screen overview and customer 360, ``include/bi``) from the refreshed BI schema
+Runs when the dbt DAG publishes the customer marts: after every batch build, and after an
+event-mode build (change messages) only when the last refresh is older than
+``bi_event_refresh_min_interval_minutes`` (``due``; else the run is skipped). One freshness sensor
+per upstream (every source the dashboards read and the marts, as listed under ``gates.refresh_bi``
+in ``include/registry/monitoring.yaml``) waits in ``reschedule`` mode, with a timeout, until that
+upstream is within its SLA; a late or failed extract holds the refresh and raises an alert instead
+of showing stale numbers. Then every materialized view in the BI schema is refreshed and the "data
+as of" time the dashboards display is recorded in ``monitoring.bi_refreshes``; the DAG emits the
+``bi.dashboards`` Asset. Last, ``write_dashboards`` regenerates the self-contained HTML dashboards
+(big-screen overview and customer 360, ``include/bi``) from the refreshed BI schema
 (``C360_DASHBOARD_SCHEMA``, default ``bi``) into ``<data dir>/dashboards/``, stamped with that
 "data as of" time.
 """
@@ -41,6 +43,23 @@ GATE = load_monitoring().gate("refresh_bi")
     deadline=deadline_alert(timedelta(hours=3), "dashboards are showing data older than the marts"),
 )
 def refresh_bi():
+    @task.short_circuit
+    def due(triggering_asset_events=None) -> bool:
+        """Batch build: refresh. Event-mode build: only if the last refresh is old enough."""
+        from datetime import timedelta
+
+        import psycopg
+
+        from include.config import connection_url
+        from include.event_mode import changed_sources, event_extras
+        from include.monitoring.bi import refresh_due
+
+        if changed_sources(event_extras(triggering_asset_events)) is None:
+            return True
+        interval = timedelta(minutes=load_monitoring().bi_event_refresh_min_interval_minutes)
+        with psycopg.connect(connection_url(WAREHOUSE_CONN_ID)) as conn:
+            return refresh_due(conn, interval)
+
     @task(outlets=[BI_DASHBOARDS])
     def refresh(outlet_events=None) -> dict:
         import psycopg
@@ -77,7 +96,9 @@ def refresh_bi():
             "customers_total": build.customers_total,
         }
 
-    write_dashboards(freshness_gates("refresh_bi") >> refresh())
+    gates = freshness_gates("refresh_bi")
+    due() >> gates
+    write_dashboards(gates >> refresh())
 
 
 refresh_bi()

@@ -167,6 +167,8 @@ customer_records as (
         {#- what names are compared as (the company-name key for companies, the name for persons)
             and the fuzzy rules' blocking key, kept so identity resolution can look records up by them -#}
         coalesce(name_match_key, customer_name) as match_name,
+        {#- the city the same-city rules compare: the city, else one the name or address names -#}
+        {{ match_city('city', 'customer_name', 'address') }} as match_city,
         case
             when customer_type = 'company' then left(name_match_key, 2) else left(customer_name, 1)
         end as name_prefix,

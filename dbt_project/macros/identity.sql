@@ -116,30 +116,184 @@
             inner join cc_nodes as roots on roots.id = found.root;
     end
     $cc$;
+
+    {#- Clustering of the components that hold two different anchors (valid credit codes or ID-number
+        hashes): Kruskal-like, strongest link first. A link that would join two components with
+        different anchors is cut. Links of one score are taken together: when they would join two
+        anchors through a record (or a group joined by stronger links) that had none, that bridge
+        stays alone (no link of it holds, then or later), whichever anchor it met first.
+        edges_query: (record a, record b, score); anchors_query: (record, anchor), one row per
+        anchored record. Returns every node of the edges with its component, named after its
+        smallest record id. -#}
+    create or replace function intermediate.anchored_components(edges_query text, anchors_query text)
+    returns table (node_id text, component_id text)
+    language plpgsql
+    as $ac$
+    declare
+        parent integer[];
+        anchor integer[];
+        alone boolean[];
+        saved_parent integer[];
+        saved_anchor integer[];
+        tier_edges integer[];
+        bridges integer[];
+        node_count integer;
+        tier numeric;
+        pass integer;
+        k integer;
+        ea integer;
+        eb integer;
+        ra integer;
+        rb integer;
+        i integer;
+        conflict boolean;
+    begin
+        if to_regclass('pg_temp.ac_edges') is not null then
+            drop table pg_temp.ac_edges;
+        end if;
+        if to_regclass('pg_temp.ac_nodes') is not null then
+            drop table pg_temp.ac_nodes;
+        end if;
+        if to_regclass('pg_temp.ac_anchors') is not null then
+            drop table pg_temp.ac_anchors;
+        end if;
+        create temp table ac_edges (a text not null, b text not null, score numeric not null);
+        execute 'insert into ac_edges (a, b, score) select * from (' || edges_query || ') as e';
+        create temp table ac_anchors (node text not null, anchor text not null);
+        execute 'insert into ac_anchors (node, anchor) select * from (' || anchors_query || ') as n';
+        create temp table ac_nodes as
+            select node, (row_number() over (order by node))::integer as id
+            from (select a as node from ac_edges union select b from ac_edges) as nodes;
+        create unique index on ac_nodes (node);
+        analyze ac_nodes;
+        select count(*) into node_count from ac_nodes;
+        parent := array(select generate_series(1, node_count));
+        alone := array_fill(false, array[node_count]);
+        -- anchors numbered 1..; 0: none
+        anchor := array(
+            select coalesce(numbered.anchor_id, 0)
+            from ac_nodes
+            left join (
+                select ac_anchors.node, dense_rank() over (order by ac_anchors.anchor)::integer as anchor_id
+                from ac_anchors
+            ) as numbered on numbered.node = ac_nodes.node
+            order by ac_nodes.id
+        );
+        for tier in select distinct score from ac_edges order by score desc loop
+            tier_edges := array(
+                select array[na.id, nb.id]
+                from ac_edges
+                inner join ac_nodes as na on ac_edges.a = na.node
+                inner join ac_nodes as nb on ac_edges.b = nb.node
+                where ac_edges.score = tier
+                order by na.id, nb.id
+            );
+            saved_parent := parent;
+            saved_anchor := anchor;
+            bridges := '{}';
+            -- pass 1 finds the bridges of this score; if any, pass 2 redoes it without them
+            for pass in 1 .. 2 loop
+                conflict := false;
+                for k in 1 .. coalesce(array_length(tier_edges, 1), 0) loop
+                    ea := tier_edges[k][1];
+                    eb := tier_edges[k][2];
+                    ra := ea;
+                    while parent[ra] <> ra loop
+                        parent[ra] := parent[parent[ra]];
+                        ra := parent[ra];
+                    end loop;
+                    rb := eb;
+                    while parent[rb] <> rb loop
+                        parent[rb] := parent[parent[rb]];
+                        rb := parent[rb];
+                    end loop;
+                    if ra = rb or alone[ra] or alone[rb] then
+                        continue;
+                    end if;
+                    if anchor[ra] <> 0 and anchor[rb] <> 0 and anchor[ra] <> anchor[rb] then
+                        -- cut; the sides that had no anchor before this score bridge two
+                        if pass = 1 then
+                            conflict := true;
+                            ra := ea;
+                            while saved_parent[ra] <> ra loop
+                                ra := saved_parent[ra];
+                            end loop;
+                            rb := eb;
+                            while saved_parent[rb] <> rb loop
+                                rb := saved_parent[rb];
+                            end loop;
+                            if saved_anchor[ra] = 0 then
+                                bridges := bridges || ra;
+                            end if;
+                            if saved_anchor[rb] = 0 then
+                                bridges := bridges || rb;
+                            end if;
+                        end if;
+                        continue;
+                    end if;
+                    if ra < rb then
+                        parent[rb] := ra;
+                        anchor[ra] := greatest(anchor[ra], anchor[rb]);
+                    else
+                        parent[ra] := rb;
+                        anchor[rb] := greatest(anchor[ra], anchor[rb]);
+                    end if;
+                end loop;
+                exit when pass = 2 or not conflict or cardinality(bridges) = 0;
+                parent := saved_parent;
+                anchor := saved_anchor;
+                foreach i in array bridges loop
+                    alone[i] := true;
+                end loop;
+            end loop;
+        end loop;
+        for i in 1 .. node_count loop
+            ra := i;
+            while parent[ra] <> ra loop
+                ra := parent[ra];
+            end loop;
+            parent[i] := ra;
+        end loop;
+        return query
+            select nodes.node, roots.node
+            from unnest(parent) with ordinality as found (root, id)
+            inner join ac_nodes as nodes on nodes.id = found.id
+            inner join ac_nodes as roots on roots.id = found.root;
+    end
+    $ac$;
 {% endmacro %}
 
-{#- Every pair of records sharing a value of `field`, among values held by 2..max_records_per_value
-    records (a value more records share, a switchboard or a placeholder email, is no evidence), with
-    both values, customer types and match names: what the exact rules on that field select from.
-    `values_cte` has customer_record_id, customer_type, match_name and the field. `scope`: a relation or
+{#- Every pair of records sharing a value of `field`, among values held by 2..max_holders records (a
+    value more records share, a switchboard or a placeholder email, is no evidence), with both values,
+    the number of holders, customer types, match names, match cities and what the precision guard
+    compares (legal form, landline, email domain): what the exact rules on that field select from
+    (each rule keeps its own holder limit). `values_cte` has those columns. `scope`: a relation or
     CTE of customer_record_ids; when given, only the pairs with a record in it (incremental runs: the
     values those records hold, each looked up by index). -#}
-{% macro exact_field_pairs(field, values_cte, scope=none) -%}
+{% macro exact_field_pairs(field, values_cte, scope=none, max_holders=none) -%}
     {%- set cfg = var('identity') -%}
+    {%- set max_holders = max_holders or cfg['max_records_per_value'] -%}
     select
         a.customer_record_id as record_id_a,
         b.customer_record_id as record_id_b,
         a.{{ field }}::text as value_a,
         b.{{ field }}::text as value_b,
+        shared.holders,
         a.customer_type as type_a,
         b.customer_type as type_b,
         a.match_name as name_a,
         b.match_name as name_b,
-        a.city as city_a,
-        b.city as city_b
+        a.match_city as city_a,
+        b.match_city as city_b,
+        a.legal_form as legal_form_a,
+        b.legal_form as legal_form_b,
+        a.phone_e164 as phone_e164_a,
+        b.phone_e164 as phone_e164_b,
+        a.email_domain as email_domain_a,
+        b.email_domain as email_domain_b
     {%- if scope %}
     from (
-        select scoped.value
+        select scoped.value, held.holders
         from (
             select distinct {{ field }} as value
             from {{ values_cte }}
@@ -150,7 +304,7 @@
         cross join lateral (
             select count(*) as holders from {{ values_cte }} where {{ field }} = scoped.value
         ) as held
-        where held.holders between 2 and {{ cfg['max_records_per_value'] }}
+        where held.holders between 2 and {{ max_holders }}
     ) as shared
     inner join {{ values_cte }} as a on a.{{ field }} = shared.value
     inner join {{ values_cte }} as b
@@ -161,11 +315,11 @@
         or b.customer_record_id in (select customer_record_id from {{ scope }})
     {%- else %}
     from (
-        select {{ field }} as value
+        select {{ field }} as value, count(*) as holders
         from {{ values_cte }}
         where {{ field }} is not null
         group by {{ field }}
-        having count(*) between 2 and {{ cfg['max_records_per_value'] }}
+        having count(*) between 2 and {{ max_holders }}
     ) as shared
     inner join {{ values_cte }} as a on a.{{ field }} = shared.value
     inner join {{ values_cte }} as b
@@ -173,12 +327,37 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- The largest holder limit of the exact rules on `field` (each rule's max_records_per_value, else
+    the global one): the pairs of that field are computed once, up to it. -#}
+{% macro field_max_holders(field) -%}
+    {%- set cfg = var('identity') -%}
+    {%- set limits = [] -%}
+    {%- for rule in cfg['exact_rules'] if rule['field'] == field -%}
+        {%- do limits.append(rule.get('max_records_per_value', cfg['max_records_per_value'])) -%}
+    {%- endfor -%}
+    {{ return(limits | max if limits else cfg['max_records_per_value']) }}
+{%- endmacro %}
+
+{#- The distinct holder limits of the exact rules on `field`, for the guards' flips. -#}
+{% macro field_holder_limits(field) -%}
+    {%- set cfg = var('identity') -%}
+    {%- set limits = [] -%}
+    {%- for rule in cfg['exact_rules'] if rule['field'] == field -%}
+        {%- set limit = rule.get('max_records_per_value', cfg['max_records_per_value']) -%}
+        {%- if limit not in limits %}{% do limits.append(limit) %}{% endif -%}
+    {%- endfor -%}
+    {{ return(limits or [cfg['max_records_per_value']]) }}
+{%- endmacro %}
+
 {#- The evidence rows one exact rule gives, from the pairs of its field (exact_field_pairs):
+    `max_records_per_value` values held by at most that many records (default: the global one),
     `same_type` only records of one customer type, `cross_type` only a company and a person,
-    `customer_type` only that type, `min_length` no shorter values, `name_similarity` names at least
-    that alike, `same_city` both records in one (known) city, `no_city_conflict` not in two different
-    known cities. -#}
+    `customer_type` only that type, `min_length` no shorter values, `same_name` equal match names,
+    `name_similarity` names at least that alike, `same_city` both records in one (known) match city,
+    `no_city_conflict` not in two different known match cities, `no_conflict_on` (legal_form,
+    phone_e164, email_domain) not two different values of any of them. -#}
 {% macro exact_rule_evidence(rule, pairs_cte) -%}
+    {%- set cfg = var('identity') -%}
     select
         record_id_a,
         record_id_b,
@@ -193,7 +372,7 @@
         {%- endif %}
         {{ rule['score'] }}::numeric(5, 4) as score
     from {{ pairs_cte }}
-    where true
+    where holders <= {{ rule.get('max_records_per_value', cfg['max_records_per_value']) }}
         {%- if rule.get('same_type') %}
         and type_a = type_b
         {%- endif %}
@@ -206,12 +385,18 @@
         {%- if rule.get('min_length') %}
         and char_length(value_a) >= {{ rule['min_length'] }}
         {%- endif %}
+        {%- if rule.get('same_name') %}
+        and name_a = name_b
+        {%- endif %}
         {%- if rule.get('same_city') %}
         and city_a = city_b
         {%- endif %}
         {%- if rule.get('no_city_conflict') %}
         and coalesce(city_a = city_b, true)
         {%- endif %}
+        {%- for column in rule.get('no_conflict_on', []) %}
+        and coalesce({{ column }}_a = {{ column }}_b, true)
+        {%- endfor %}
         {%- if rule.get('name_similarity') %}
         and {{ name_similarity('name_a', 'name_b') }} >= {{ rule['name_similarity'] }}
         {%- endif %}
@@ -219,7 +404,8 @@
 
 {#- The evidence rows one fuzzy rule gives: pairs in the same block (equal `block_on` columns) whose
     `field` values are similar (pg_trgm) but not equal, in blocks of at most max_block_size;
-    `max_length_difference` skips pairs whose lengths differ more (before any similarity is computed).
+    `max_length_difference` skips pairs whose lengths differ more (before any similarity is computed);
+    `no_conflict_on` as for exact_rule_evidence.
     `scope` as for exact_rule_evidence: only the blocks its records are in, and pairs with one of them. -#}
 {% macro fuzzy_rule_evidence(rule, values_cte, scope=none) -%}
     {%- set cfg = var('identity') -%}
@@ -290,6 +476,9 @@
             having count(*) between 2 and {{ cfg['max_block_size'] }}
         )
     {%- endif %}
+        {%- for column in rule.get('no_conflict_on', []) %}
+        and coalesce(a.{{ column }} = b.{{ column }}, true)
+        {%- endfor %}
         {%- if rule.get('max_length_difference') is not none %}
         and abs(char_length(a.{{ field }}) - char_length(b.{{ field }})) <= {{ rule['max_length_difference'] }}
         {%- endif %}
@@ -321,5 +510,28 @@
         {%- else %}
         false
         {%- endif %}
+    )
+{%- endmacro %}
+
+
+{#- The legal form a company name ends in (股份有限公司, 集团有限公司, 有限责任公司, 有限公司), or null
+    (a bare 公司 or a short name says nothing about it). -#}
+{% macro legal_form(name) -%}
+    substring({{ name }} from '(股份有限公司|集团有限公司|有限责任公司|有限公司)$')
+{%- endmacro %}
+
+{#- The domain of a standardised email address. -#}
+{% macro email_domain(email) -%}
+    split_part({{ email }}, '@', 2)
+{%- endmacro %}
+
+{#- The city the same-city identity rules compare: the record's city, else the first city of var
+    match_cities its name or address names (北京星辰科技有限公司, 星辰科技（北京）有限公司). -#}
+{% macro match_city(city, name, address) -%}
+    {%- set cities = var('match_cities') | join('|') -%}
+    coalesce(
+        {{ city }},
+        substring({{ name }} from '({{ cities }})'),
+        substring({{ address }} from '({{ cities }})')
     )
 {%- endmacro %}

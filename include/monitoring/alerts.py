@@ -173,6 +173,20 @@ def _touch(conn: psycopg.Connection, key: str, now: datetime) -> None:
     conn.execute("update monitoring.alert_state set updated_at = %s where alert_key = %s", (now, key))
 
 
+def gate_alert(verdict: Any, consumer: str, holding: str, link: str | None = None) -> Alert:
+    """The ``stale:<upstream>`` alert of a freshness gate (``include.monitoring.freshness``):
+    firing while the upstream is stale (``holding`` says what the consumer does meanwhile), and
+    the recovery text once it is fresh."""
+    detail = f"{verdict.detail}. " + (f"{consumer} goes on." if verdict.fresh else holding)
+    return Alert(
+        key=verdict.alert_key,
+        severity=verdict.severity or "warning",
+        title=f"{verdict.upstream} freshness",
+        detail=detail,
+        link=link,
+    )
+
+
 def report(
     conn: psycopg.Connection,
     settings: Monitoring,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from psycopg import sql
@@ -70,3 +70,14 @@ def refresh_bi(
     )
     conn.commit()
     return result
+
+
+def refresh_due(conn: psycopg.Connection, min_interval: timedelta, now: datetime | None = None) -> bool:
+    """Whether an event-mode refresh is due: none is recorded yet, or the latest is older than
+    ``min_interval``. Change messages can rebuild the marts every minute; dashboards need not
+    follow each one (the batch builds always refresh)."""
+    from include.monitoring.health import TABLES_DDL
+
+    conn.execute(TABLES_DDL)
+    last = conn.execute("select max(refreshed_at) from monitoring.bi_refreshes").fetchone()[0]
+    return last is None or (now or datetime.now(UTC)) - last >= min_interval

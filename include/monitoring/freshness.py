@@ -199,3 +199,16 @@ def mart_gate(
         f"(max age {max_age.total_seconds() / 3600:g} h){failed}"
     )
     return GateVerdict(f"mart:{relation}", fresh, severity, age, detail)
+
+
+def upstream_gate(
+    conn: psycopg.Connection, *, source: str | None = None, mart: str | None = None, max_age: timedelta
+) -> GateVerdict:
+    """The verdict on one upstream of a consumer: a registry source or a mart with data checks."""
+    if (source is None) == (mart is None):
+        raise ValueError("a gate checks exactly one of source= or mart=")
+    if source is not None:
+        from include.registry import get_source
+
+        return source_gate(conn, get_source(source))
+    return mart_gate(conn, mart, max_age)

@@ -105,6 +105,8 @@ class Monitoring(_Strict):
     data_checks: DataChecks = DataChecks()
     gates: dict[str, Gate] = Field(default_factory=dict)
     mart_max_age_hours: float = Field(default=6, gt=0)
+    #: refresh_bi after an event-mode build runs only when the last refresh is at least this old.
+    bi_event_refresh_min_interval_minutes: float = Field(default=10, ge=0)
     sensor: Sensor = Sensor()
 
     @model_validator(mode="after")

@@ -70,37 +70,21 @@ class WarehouseFreshnessSensor(BaseSensorOperator):
         import psycopg
 
         from include.config import connection_url
-        from include.monitoring.freshness import mart_gate, source_gate
-        from include.registry import get_source
+        from include.monitoring.freshness import upstream_gate
 
         with psycopg.connect(connection_url(self.warehouse_conn_id)) as conn:
-            if self.source is not None:
-                verdict = source_gate(conn, get_source(self.source))
-            else:
-                verdict = mart_gate(conn, self.mart, self.max_age)
+            verdict = upstream_gate(conn, source=self.source, mart=self.mart, max_age=self.max_age)
             self.log.info("%s: %s", "fresh" if verdict.fresh else "STALE, holding", verdict.detail)
             self._report(conn, context, verdict)
         return verdict.fresh
 
     def _report(self, conn: Any, context: Any, verdict: Any) -> None:
-        from include.monitoring.alerts import Alert, report
+        from include.monitoring.alerts import gate_alert, report
 
         ti = context.get("ti")
         consumer = f"{self.dag_id}" + (f" ({ti.run_id})" if ti is not None else "")
-        if verdict.fresh:
-            detail = f"{verdict.detail}. {consumer} goes on."
-        else:
-            detail = (
-                f"{verdict.detail}. Holding {consumer} until it is fresh "
-                f"(gives up after {self.timeout / 3600:g} h)."
-            )
-        alert = Alert(
-            key=verdict.alert_key,
-            severity=verdict.severity or "warning",
-            title=f"{verdict.upstream} freshness",
-            detail=detail,
-            link=getattr(ti, "log_url", None),
-        )
+        holding = f"Holding {consumer} until it is fresh (gives up after {self.timeout / 3600:g} h)."
+        alert = gate_alert(verdict, consumer, holding, link=getattr(ti, "log_url", None))
         try:
             report(conn, load_monitoring(), alert, firing=not verdict.fresh)
         except Exception:  # alerting trouble must not change what the gate decides

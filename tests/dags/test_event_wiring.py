@@ -142,23 +142,28 @@ def test_event_build_covers_what_the_crm_flow_reads(callcenter_event_models):
 
 
 def test_event_push_runs_the_flows_reacting_to_the_changed_source(dagbag):
-    event = _triggered_by({"mode": EVENT, "sources": ["callcenter"], "rows": 1})
-    ran = {
-        f.name
-        for f in load_targets().flows
-        if _run(dagbag, "push_flows", f"{f.name}.selected", flow_name=f.name, triggering_asset_events=event)
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    assert {f.name for f in load_targets().event_flows({"callcenter"})} == {
+        "crm_golden_contacts",
+        "callcenter_contact_changes",
     }
-    assert ran == {"crm_golden_contacts", "callcenter_contact_changes"}
+    event = _triggered_by({"mode": EVENT, "sources": ["callcenter"], "rows": 1})
     batch = _triggered_by({"mode": BATCH, "rows": 1})
-    assert all(
-        _run(dagbag, "push_flows", f"{f.name}.selected", flow_name=f.name, triggering_asset_events=batch)
-        for f in load_targets().flows
-    )
-    # the group's first task: nothing of a skipped flow runs, not even its gates or finish
+    # event mode: no flow's task group runs; event_push does the selected flows in one task
+    assert _run(dagbag, "push_flows", "batch_mode", triggering_asset_events=event) is False
+    assert _run(dagbag, "push_flows", "batch_mode", triggering_asset_events=batch) is True
+    with pytest.raises(AirflowSkipException):
+        _run(dagbag, "push_flows", "event_push", triggering_asset_events=batch, params={})
+    push = dagbag.dags["push_flows"]
+    gate = push.get_task("batch_mode")
+    # nothing of a skipped group runs, not even its gates or finish
+    assert gate.ignore_downstream_trigger_rules and not gate.upstream_task_ids
     for flow in load_targets().flows:
-        first = dagbag.dags["push_flows"].get_task(f"{flow.name}.selected")
-        assert first.ignore_downstream_trigger_rules
-        assert not first.upstream_task_ids
+        group = [push.get_task(t) for t in push.task_ids if t.startswith(f"{flow.name}.")]
+        firsts = [t for t in group if not any(u.startswith(f"{flow.name}.") for u in t.upstream_task_ids)]
+        assert firsts and all(t.upstream_task_ids == {"batch_mode"} for t in firsts), flow.name
+    assert not push.get_task("event_push").upstream_task_ids
 
 
 class _Outlets(dict):

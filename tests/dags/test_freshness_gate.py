@@ -92,22 +92,18 @@ def crm_api(pg_server, tmp_path, monkeypatch):
         drop_database(erp)
 
 
-def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, crm_api, monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
-
+def _warehouse_and_crm(fresh_db, crm_api, monkeypatch, ages: dict[str, timedelta]) -> list[dict]:
+    """Extract history (every source 5 minutes old unless ``ages`` says otherwise), the marts the
+    CRM flow reads, passed data checks, and the Airflow connections; returns the CRM accounts."""
     now = datetime.now(UTC)
-    crm = next(s for s in load_sources() if s.name == "crm")
     with httpx.Client(base_url=crm_api, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
         accounts = api.get("/crm/v1/accounts", params={"page_size": 3}).json()["data"]
 
     with psycopg.connect(fresh_db.url) as conn:
         ensure_monitoring(conn, load_monitoring(), load_sources())
         for source in load_sources():
-            # CRM 30 h behind (past its error SLA), OA a month behind: the flow only reads the CRM
-            age = {"crm": timedelta(hours=30), "oa": timedelta(days=30)}.get(
-                source.name, timedelta(minutes=5)
-            )
             for entity in source.entities:
+                age = ages.get(source.name, timedelta(minutes=5))
                 _extract_run(conn, source.name, entity.name, now - age)
         conn.commit()
         _build_marts(conn, accounts)
@@ -127,13 +123,40 @@ def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, cr
             }
         ),
     )
+    return accounts
+
+
+def _assert_golden_pushed_once(fresh_db, crm_api, accounts: list[dict]) -> None:
+    with psycopg.connect(fresh_db.url) as conn:
+        assert conn.execute("select record_key, error from ops.sync_rejects").fetchall() == []
+        assert conn.execute(
+            "select flow, sent, succeeded, rejected, status from ops.sync_runs"
+        ).fetchall() == [(FLOW, 3, 3, 0, "success")]
+    with httpx.Client(base_url=crm_api, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
+        after = {
+            a["id"]: a["phone"]
+            for a in api.get("/crm/v1/accounts", params={"page_size": 2000}).json()["data"]
+        }
+        keys = api.get("/_admin/idempotency").json()
+    assert [after[a["id"]] for a in accounts] == GOLDEN
+    assert keys["keys"] == 3 and keys["repeated"] == 0  # each account written once, by its own key
+
+
+def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, crm_api, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    crm = next(s for s in load_sources() if s.name == "crm")
+    # CRM 30 h behind (past its error SLA), OA a month behind: the flow only reads the CRM
+    accounts = _warehouse_and_crm(
+        fresh_db, crm_api, monkeypatch, {"crm": timedelta(hours=30), "oa": timedelta(days=30)}
+    )
     full = DagBag(dag_folder="dags/push_flows.py").dags["push_flows"]
     # the flow's task group and everything upstream of it: nothing of the other flows
     dag = full.partial_subset(task_ids=[f"{FLOW}.finish"], include_upstream=True)
-    assert {t.task_id for t in dag.tasks} == {
+    # batch_mode runs the groups (a manual run is a batch run: every flow)
+    assert {t.task_id for t in dag.tasks} == {"batch_mode"} | {
         f"{FLOW}.{t}"
         for t in (
-            "selected",  # runs the flow (a manual run is a batch run: every flow)
             "wait_for_source_crm",
             "wait_for_mart_marts__dim_customer",
             "wait_for_mart_marts__customer_crosswalk",
@@ -178,16 +201,25 @@ def test_late_source_holds_the_push_alerts_then_recovers_and_pushes(fresh_db, cr
     assert "push_flows" in texts[1] and "goes on" in texts[1]
     assert not any("source:oa" in t for t in texts)  # OA is stale but nobody here waits on it
 
-    with psycopg.connect(fresh_db.url) as conn:
-        assert conn.execute("select record_key, error from ops.sync_rejects").fetchall() == []
-        assert conn.execute(
-            "select flow, sent, succeeded, rejected, status from ops.sync_runs"
-        ).fetchall() == [(FLOW, 3, 3, 0, "success")]
-    with httpx.Client(base_url=crm_api, headers={"Authorization": f"Bearer {TOKEN}"}) as api:
-        after = {
-            a["id"]: a["phone"]
-            for a in api.get("/crm/v1/accounts", params={"page_size": 2000}).json()["data"]
-        }
-        keys = api.get("/_admin/idempotency").json()
-    assert [after[a["id"]] for a in accounts] == GOLDEN
-    assert keys["keys"] == 3 and keys["repeated"] == 0  # each account written once, by its own key
+    _assert_golden_pushed_once(fresh_db, crm_api, accounts)
+
+
+def test_event_push_skips_a_flow_with_a_stale_upstream_and_pushes_the_others(fresh_db, crm_api, monkeypatch):
+    """Event mode's one task: a call-center change runs the CRM contacts flow and the call-center
+    contact-change flow; the latter reads OA, a month behind: it is skipped with its alert, the CRM
+    gets the golden values at once."""
+    from include.push.runner import event_push_task
+
+    accounts = _warehouse_and_crm(fresh_db, crm_api, monkeypatch, {"oa": timedelta(days=30)})
+    with webhook_receiver() as hook:
+        alert_connections(monkeypatch, hook)
+        result = event_push_task(frozenset({"callcenter"}), False, None, consumer="push_flows (event)")
+
+    assert set(result) == {FLOW, "callcenter_contact_changes"}
+    (stale,) = result["callcenter_contact_changes"]["skipped_stale"]
+    assert stale.startswith("oa ")
+    assert result[FLOW]["sent"]["crm_accounts"]["succeeded"] == 3
+    (text,) = hook.texts()  # OA's alert only: the fresh upstreams send nothing
+    assert text.startswith("**[c360 ALERT CRITICAL] source:oa freshness**")
+    assert "Event push of callcenter_contact_changes skipped" in text
+    _assert_golden_pushed_once(fresh_db, crm_api, accounts)

@@ -189,6 +189,72 @@ def test_a_record_tied_to_two_companies_by_name_alone_joins_neither(wh: Warehous
     ) == [(0,)]
 
 
+def test_a_record_bridging_two_credit_codes_joins_only_its_stronger_link(wh: Warehouse) -> None:
+    """OA-BR shares erp:C008's landline (北京华信科技, one credit code) and crm:A008's email and name key
+    (上海华信科技, another): both links pass the threshold, so the first pass puts the two companies in
+    one component. Clustered strongest link first, OA-BR joins A008 (email + same name, 0.9993) and the
+    link to C008 (landline + name, 0.9985), which would join the second credit code, is cut."""
+    if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
+        wh.run()
+    wh.land(
+        "oa",
+        "customer_archive",
+        "OA-BR",
+        {
+            "archive_id": "OA-BR",
+            "customer_name": "华信科技有限公司",
+            "contact_phone": "010-88887777",
+            "contact_email": "hr@huaxin-sh.com",
+        },
+    )
+    wh.run()
+    links = wh.query(
+        "select least(record_id_a, record_id_b), match_score::float from intermediate.int_identity_edges "
+        "where 'oa:OA-BR' in (record_id_a, record_id_b) order by 1"
+    )
+    scores = [(record, round(score, 4)) for record, score in links]
+    assert scores == [("crm:A008", 0.9993), ("erp:C008", 0.9985)]
+    keys = wh.customer_keys()
+    assert keys["oa:OA-BR"] == keys["crm:A008"] != keys["erp:C008"]
+    wh.land("oa", "customer_archive", "OA-BR", {"archive_id": "OA-BR"}, deleted=True)
+    wh.run()
+
+
+def test_company_names_differing_in_legal_form_landline_or_email_domain_are_no_evidence(
+    wh: Warehouse,
+) -> None:
+    """Four more records with erp:C008's name key and city (北京华信科技): a 股份有限公司 (G2), one with
+    another landline than C008's (G3), two with emails of different domains (G1, G4). Company-name
+    evidence holds only between records that do not differ in legal form, landline or email domain
+    (both present); the name key's six holders are within the company-name rules' own limit (30)."""
+    if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
+        wh.run()
+    variants = {
+        "OA-G1": {"customer_name": "北京华信科技有限公司", "contact_email": "info@huaxin.com"},
+        "OA-G2": {"customer_name": "北京华信科技股份有限公司"},
+        "OA-G3": {"customer_name": "北京华信科技有限公司", "contact_phone": "010-66661111"},
+        "OA-G4": {"customer_name": "北京华信科技有限公司", "contact_email": "info@huaxin-bj.cn"},
+    }
+    for record_id, payload in variants.items():
+        wh.land("oa", "customer_archive", record_id, {"archive_id": record_id, **payload})
+    wh.run()
+    evidence = wh.query(
+        "select least(record_id_a, record_id_b), greatest(record_id_a, record_id_b) "
+        "from intermediate.int_identity_evidence "
+        "where rule_name = 'same_company_name_same_city' and record_id_a <> 'crm:A008' "
+        "and record_id_b <> 'crm:A008' order by 1, 2"
+    )
+    assert [(a, b) for a, b in evidence if "C008" in a + b or "OA-G" in a + b] == [
+        ("erp:C008", "oa:OA-G1"),
+        ("erp:C008", "oa:OA-G4"),
+        ("oa:OA-G1", "oa:OA-G3"),
+        ("oa:OA-G3", "oa:OA-G4"),
+    ]
+    for record_id in variants:
+        wh.land("oa", "customer_archive", record_id, {"archive_id": record_id}, deleted=True)
+    wh.run()
+
+
 def test_a_cluster_over_the_size_limit_is_not_merged_but_reported(wh: Warehouse) -> None:
     if not wh.query("select to_regclass('marts.customer_crosswalk') is not null")[0][0]:
         wh.run()  # run alone: the story above has not built the warehouse
@@ -212,6 +278,37 @@ def test_connected_components_follow_chains_and_cycles(wh: Warehouse) -> None:
         "('r9','r7')) as e(a, b) $$) order by 1"
     )
     assert dict(rows) == {f"r{i}": "r1" for i in (1, 2, 3, 4, 5)} | {f"r{i}": "r7" for i in (7, 8, 9)}
+
+
+def _anchored(edges: str, anchors: str) -> str:
+    return (
+        "select node_id, component_id "
+        f"from intermediate.anchored_components($${edges}$$, $${anchors}$$) order by 1"
+    )
+
+
+def test_anchored_components_cut_the_weaker_link_to_a_second_anchor(wh: Warehouse) -> None:
+    # a1 (anchor X) and b1 (anchor Y); r2 links to a1 at 0.97 and to b1 at 0.92: joins a1 only; r3 follows
+    # b1 (0.95), r4 hangs off r3 (0.90); r5 is tied (0.95) to a1 and b1: it stays alone.
+    rows = wh.query(
+        _anchored(
+            "select * from (values ('a1','r2',0.97), ('b1','r2',0.92), ('b1','r3',0.95), ('r3','r4',0.90), "
+            "('a1','r5',0.95), ('b1','r5',0.95)) as e(a, b, s)",
+            "select * from (values ('a1','X'), ('b1','Y')) as n(node, anchor)",
+        )
+    )
+    assert dict(rows) == {"a1": "a1", "r2": "a1", "b1": "b1", "r3": "b1", "r4": "b1", "r5": "r5"}
+
+
+def test_anchored_components_keep_records_of_one_anchor_together(wh: Warehouse) -> None:
+    # two records of anchor X joined through an unanchored one; a third anchor Y only weakly tied
+    rows = wh.query(
+        _anchored(
+            "select * from (values ('x1','m',0.9), ('m','x2',0.9), ('x2','y',0.95)) as e(a, b, s)",
+            "select * from (values ('x1','X'), ('x2','X'), ('y','Y')) as n(node, anchor)",
+        )
+    )
+    assert dict(rows) == {"m": "m", "x1": "m", "x2": "m", "y": "y"}
 
 
 def _identity_vars(**changes) -> dict:

@@ -100,7 +100,7 @@ final as (
         {%- for column in ['customer_record_id', 'source_system', 'source_record_id', 'customer_type',
             'customer_name', 'name_match_key', 'mobile_e164', 'phone_e164', 'email', 'uscc',
             'id_card_hash', 'province', 'city', 'address', 'source_created_at', 'source_updated_at',
-            'loaded_at', 'match_name', 'name_prefix', 'record_hash'] %}
+            'loaded_at', 'match_name', 'match_city', 'name_prefix', 'record_hash'] %}
         {%- if column == 'customer_record_id' %}
         compared.customer_record_id,
         {%- else %}

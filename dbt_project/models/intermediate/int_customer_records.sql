@@ -13,7 +13,7 @@
             {'columns': ['phone_e164']},
             {'columns': ['email']},
             {'columns': ['name_match_key']},
-            {'columns': ['city', 'name_prefix']},
+            {'columns': ['match_city', 'name_prefix']},
         ],
         post_hook=[
             "{{ apply_removed_customer_records() }}",
@@ -23,7 +23,7 @@
 }}
 
 {#- Every customer as one source system sees it, in one shape (macro customer_record_rows), with the
-    name it is matched on, its blocking prefix and a hash of what identity resolution reads. Built
+    name it is matched on, the city the same-city rules compare (match_city), its blocking prefix and a hash of what identity resolution reads. Built
     whole once; afterwards a run applies the change log int_customer_record_changes from where the
     last run stopped: new and changed records are written, removed ones deleted (post-hook). The
     indexes on the matching fields let incremental identity resolution find a changed record's
@@ -64,6 +64,7 @@ final as (
         source_updated_at,
         loaded_at,
         match_name,
+        match_city,
         name_prefix,
         record_hash
     from latest_changes

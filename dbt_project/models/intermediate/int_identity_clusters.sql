@@ -14,9 +14,10 @@
 
 {#- The identity clusters: every customer record with the cluster it belongs to, named after the
     cluster's smallest record id. Second pass over int_identity_components:
-    - in a component holding two different valid credit codes or ID numbers, only strong links
-      (match_score >= var identity.strong_link_score) hold: a record tied to two companies by weaker
-      evidence is joined to neither;
+    - a component holding two different valid credit codes or ID numbers (anchors) is clustered
+      again by intermediate.anchored_components (macro create_identity_support): strongest link
+      first, cutting every link that would join two different anchors, so a record tied to two
+      companies joins the one it is more strongly linked to (on a tie, neither);
     - a component still larger than var identity.max_cluster_size is not merged: its records stay
       apart (each its own cluster, oversized_component_id set) and it is listed in
       identity_oversized_clusters for a steward.
@@ -30,19 +31,49 @@ with records as (
     {%- endif %}
 ),
 
-components as (
+unanchored_components as (
+    select customer_record_id as node_id, component_id
+    from {{ ref('int_identity_components') }}
+    where
+        not has_conflicting_anchors
+        {%- if identity_incremental() %}
+        and customer_record_id = any(array({{ affected_records(ref('int_identity_affected_records')) }}))
+        {%- endif %}
+),
+
+anchored_components as (
     select node_id, component_id
-    from intermediate.connected_components($edges$
-        select edges.record_id_a, edges.record_id_b
+    from intermediate.anchored_components(
+        $edges$
+        select edges.record_id_a, edges.record_id_b, edges.match_score
         from {{ ref('int_identity_edges') }} as edges
         inner join {{ ref('int_identity_components') }} as first_pass
             on edges.record_id_a = first_pass.customer_record_id
         where
-            (not first_pass.has_conflicting_anchors or edges.match_score >= {{ cfg['strong_link_score'] }})
+            first_pass.has_conflicting_anchors
             {%- if identity_incremental() %}
             and edges.record_id_a = any(array({{ affected_records(ref('int_identity_affected_records')) }}))
             {%- endif %}
-    $edges$)
+        $edges$,
+        $anchors$
+        select records.customer_record_id, coalesce('uscc:' || records.uscc, 'id:' || records.id_card_hash)
+        from {{ ref('int_customer_records') }} as records
+        inner join {{ ref('int_identity_components') }} as first_pass
+            on records.customer_record_id = first_pass.customer_record_id
+        where
+            first_pass.has_conflicting_anchors
+            and (records.uscc is not null or records.id_card_hash is not null)
+            {%- if identity_incremental() %}
+            and records.customer_record_id = any(array({{ affected_records(ref('int_identity_affected_records')) }}))
+            {%- endif %}
+        $anchors$
+    )
+),
+
+components as (
+    select * from unanchored_components
+    union all
+    select * from anchored_components
 ),
 
 component_sizes as (

@@ -16,7 +16,8 @@
     and rule that found it, with the values compared and the rule's score. The rules, their scores
     and the guards are configured in dbt_project.yml (var `identity`), not here:
     - exact rules: the same standardised value, among values held by at most max_records_per_value
-      records (so switchboards and placeholder emails are no evidence);
+      records (the rule's own, else the global one; so switchboards and placeholder emails are no
+      evidence);
     - fuzzy rules: name similarity inside blocks (same city and name start), blocks of at most
       max_block_size records.
     Names are compared as match_name: the company-name key for companies, the name for persons.
@@ -49,8 +50,10 @@ match_values as not materialized (
         phone_e164,
         name_match_key,
         match_name,
-        city,
-        name_prefix
+        match_city,
+        name_prefix,
+        {{ legal_form('customer_name') }} as legal_form,
+        {{ email_domain('email') }} as email_domain
     from records
 ),
 
@@ -60,7 +63,7 @@ match_values as not materialized (
 {%- for field in fields %}
 
 {{ field }}_pairs as materialized (
-    {{ exact_field_pairs(field, 'match_values', 'touched' if incremental else none) }}
+    {{ exact_field_pairs(field, 'match_values', 'touched' if incremental else none, field_max_holders(field)) }}
 ),
 {%- endfor %}
 

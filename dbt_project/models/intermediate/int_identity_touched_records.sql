@@ -13,14 +13,16 @@
     From the record changes logged since this model last ran:
     - every new, changed or removed record;
     - both records of a steward decision made since then (less var staging_lookback_minutes);
-    - every record holding a value whose guard flipped: a value counts as evidence only while 2 to
-      var identity.max_records_per_value records hold it, so a change that moves its count across
-      that range changes the evidence between records that did not change themselves;
+    - every record holding a value whose guard flipped: a value counts as evidence for a rule only
+      while 2 to its max_records_per_value records hold it, so a change that moves its count across
+      such a range changes the evidence between records that did not change themselves;
     - likewise every record in a fuzzy rule's block whose size crossed max_block_size.
     Pairs of records neither of which is touched keep their evidence. -#}
 {%- set cfg = var('identity') %}
 {%- set exact_fields = [] %}
 {%- for rule in cfg['exact_rules'] %}{% if rule['field'] not in exact_fields %}{% do exact_fields.append(rule['field']) %}{% endif %}{% endfor %}
+{%- set block_columns = [] %}
+{%- for rule in cfg['fuzzy_rules'] %}{% for col in rule['block_on'] %}{% if col not in block_columns %}{% do block_columns.append(col) %}{% endif %}{% endfor %}{% endfor %}
 {%- set since = consumed_through(ref('int_customer_record_changes')) %}
 {%- set through = log_high_water(ref('int_customer_record_changes'), 'detected_at') %}
 
@@ -45,12 +47,12 @@ changed as (
         pending.old_{{ field }},
         records.{{ field }} as new_{{ field }},
         {%- endfor %}
+        {%- for col in block_columns %}
+        pending.old_{{ col }},
+        records.{{ col }} as new_{{ col }},
+        {%- endfor %}
         pending.old_customer_type,
-        records.customer_type as new_customer_type,
-        pending.old_city,
-        records.city as new_city,
-        pending.old_name_prefix,
-        records.name_prefix as new_name_prefix
+        records.customer_type as new_customer_type
     from pending
     left join records on pending.customer_record_id = records.customer_record_id
 ),
@@ -99,8 +101,10 @@ steward_decided as (
             select count(*)::integer as holders from records where records.{{ field }} = {{ field }}_delta.value
         ) as now_held
         where
-            (now_held.holders between 2 and {{ cfg['max_records_per_value'] }})
-            <> (now_held.holders - {{ field }}_delta.delta between 2 and {{ cfg['max_records_per_value'] }})
+            {%- for limit in field_holder_limits(field) %}
+            {% if not loop.first %}or {% endif %}(now_held.holders between 2 and {{ limit }})
+            <> (now_held.holders - {{ field }}_delta.delta between 2 and {{ limit }})
+            {%- endfor %}
     ) as flipped on records.{{ field }} = flipped.value
 ),
 {%- endfor %}

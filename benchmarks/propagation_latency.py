@@ -95,7 +95,14 @@ class AirflowApi:
         return active
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
-        return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=1000)["task_instances"]
+        """Every task instance of the run: the API pages them (at most 100 a page, whatever the
+        limit asked), and a batch dbt run has a task per model."""
+        found: list[dict] = []
+        while True:
+            body = self.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances", limit=100, offset=len(found))
+            found += body["task_instances"]
+            if not body["task_instances"] or len(found) >= body["total_entries"]:
+                return found
 
     def upstream_events(self, dag_id: str, run_id: str) -> list[dict]:
         return self.get(f"/dags/{dag_id}/dagRuns/{run_id}/upstreamAssetEvents")["asset_events"]
@@ -219,7 +226,9 @@ def trace_runs(api: AirflowApi, trace: Trace, since: datetime) -> None:
         for e in api.upstream_events("push_flows", delivered)
         if e["source_dag_id"] == "dbt_customer_360"
     ]
-    dbt = RunTimes.load(api, "dbt_customer_360", max(dbt_runs))
+    # the push starts when publish_marts emits the marts; the run's last task (publish_batch_marts,
+    # skipped in event mode) ends after that
+    dbt = RunTimes.load(api, "dbt_customer_360", max(dbt_runs), until_task="publish_marts")
     extract_runs = [
         e["source_run_id"]
         for e in api.upstream_events("dbt_customer_360", dbt.run_id)

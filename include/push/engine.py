@@ -5,8 +5,9 @@
    last acknowledged (``ops.sync_state``); only changed records are queued in ``ops.sync_outbox``.
    An unchanged rerun queues nothing. A newer change supersedes a queued one that was never sent.
 2. **Send** (:func:`send_flow`): queued rows (and rejected rows not yet given up on) go to the
-   target in batches, each row with its idempotency key ``c360:<flow>:<target>:<outbox id>``, so a
-   retry after a timeout never applies a change twice. A row leaves the outbox only when the
+   target in batches, each row with its idempotency key ``c360:<flow>:<target>:<outbox id>:<payload
+   hash>``, so a retry after a timeout never applies a change twice (and a rebuilt warehouse, whose
+   outbox ids start again, never has a new change taken for an old one). A row leaves the outbox only when the
    target acknowledges it; a target down for the whole run leaves everything queued for the next.
 3. **Outcomes**: acknowledged rows update ``ops.sync_state``; per-row errors land in
    ``ops.sync_rejects`` with the target's answer (retried once per later run, up to the flow's
@@ -357,7 +358,7 @@ where run_id = %s
 def _pending(conn: psycopg.Connection, flow: Flow, target: str, limit: int | None) -> list[OutboxRow]:
     rows = conn.execute(
         """
-select id, target, record_key, payload, expected_version from ops.sync_outbox
+select id, target, record_key, payload, payload_hash, expected_version from ops.sync_outbox
 where flow = %s and target = %s and (status = 'pending' or (status = 'rejected' and attempts < %s))
 order by id limit %s
 """,
@@ -368,11 +369,13 @@ order by id limit %s
             outbox_id=i,
             target=t,
             record_key=k,
-            idempotency_key=f"c360:{flow.name}:{t}:{i}",
+            # the payload's hash too: a rebuilt warehouse numbers its outbox from 1 again, and the
+            # target, which keeps the keys it applied, would take a new change for a replay
+            idempotency_key=f"c360:{flow.name}:{t}:{i}:{h[:12]}",
             payload=p,
             expected_version=v,
         )
-        for i, t, k, p, v in rows
+        for i, t, k, p, h, v in rows
     ]
 
 

@@ -129,8 +129,8 @@ def test_target_failing_a_whole_run_loses_and_duplicates_nothing(warehouse, api,
 
     with warehouse.connect() as conn:
         outbox = conn.execute(
-            "select 'c360:crm_golden_contacts:crm_accounts:' || id, record_key, status from ops.sync_outbox "
-            "where payload ->> 'phone' like '+86137%'"
+            "select 'c360:crm_golden_contacts:crm_accounts:' || id || ':' || left(payload_hash, 12), "
+            "record_key, status from ops.sync_outbox where payload ->> 'phone' like '+86137%'"
         ).fetchall()
     assert len(outbox) == 30 and {s for _, _, s in outbox} == {"acked"}
     applied = keys_applied(world)
@@ -254,3 +254,18 @@ def test_a_planner_giving_one_record_two_payloads_is_a_clear_error(warehouse, ap
         ).fetchone()
     assert failed[0] == "failed" and "two payloads" in failed[1]
     assert run(warehouse, api)["status"] == "success"
+
+
+def test_a_rebuilt_warehouse_gets_its_changes_applied_not_replayed(warehouse, api, world):
+    """The CRM keeps every idempotency key it applied; a warehouse rebuilt from scratch numbers its
+    outbox from 1 again. A new change must not be taken for the old one that had its number."""
+    with warehouse.connect() as conn:
+        conn.execute("truncate ops.sync_outbox, ops.sync_state restart identity")
+    account = warehouse.accounts[3]
+    warehouse.reread(api)
+    warehouse.set_golden(customer_key(3), email="golden.rebuilt.3@example.com")
+    result = run(warehouse, api)
+    assert result["status"] == "success" and result["rejected"] == 0
+    assert crm(world, "select email from crm_accounts where id = ?", (account["id"],))[0][0] == (
+        "golden.rebuilt.3@example.com"
+    )

@@ -220,6 +220,12 @@
 {%- endmacro %}
 
 {% macro identity_config_changed() -%}
+    {{- return(recorded_hash_differs('config', identity_config_hash())) -}}
+{%- endmacro %}
+
+{#- The hash this model recorded in ops.incremental_progress under '<model> <- <kind>' differs from
+    `current_hash`, or none was recorded (never in a unit test fixture, nor at parse time). -#}
+{% macro recorded_hash_differs(kind, current_hash) -%}
     {%- if not execute or is_unit_test_fixture(this) -%}
         {{- return(false) -}}
     {%- endif -%}
@@ -227,10 +233,10 @@
         {{- return(true) -}}
     {%- endif -%}
     {%- set query -%}
-        select config_hash from ops.incremental_progress where consumer = '{{ this.identifier }} <- config'
+        select config_hash from ops.incremental_progress where consumer = '{{ this.identifier }} <- {{ kind }}'
     {%- endset -%}
     {%- set rows = run_query(query).rows -%}
-    {{- return(rows | length == 0 or rows[0][0] != identity_config_hash()) -}}
+    {{- return(rows | length == 0 or rows[0][0] != current_hash) -}}
 {%- endmacro %}
 
 {#- is_incremental(), and the identity configuration unchanged: the model may work on the changes only. -#}

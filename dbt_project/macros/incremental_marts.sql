@@ -37,17 +37,7 @@
 
 {#- The rules this mart's rows were built with differ from `rule_hash` (or were never recorded). -#}
 {% macro mart_rules_changed(rule_hash) -%}
-    {%- if not execute or is_unit_test_fixture(this) -%}
-        {{- return(false) -}}
-    {%- endif -%}
-    {%- if not progress_table_exists() -%}
-        {{- return(true) -}}
-    {%- endif -%}
-    {%- set query -%}
-        select config_hash from ops.incremental_progress where consumer = '{{ this.identifier }} <- rules'
-    {%- endset -%}
-    {%- set rows = run_query(query).rows -%}
-    {{- return(rows | length == 0 or rows[0][0] != rule_hash) -}}
+    {{- return(recorded_hash_differs('rules', rule_hash)) -}}
 {%- endmacro %}
 
 {#- is_incremental(), and the rules unchanged: the mart may recompute the touched rows only. -#}

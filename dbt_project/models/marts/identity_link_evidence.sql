@@ -28,13 +28,7 @@ touched as (
 ),
 
 edges as (
-    select * from {{ ref('int_identity_edges') }}
-    where record_id_a in (select customer_record_id from touched)
-    union all
-    select * from {{ ref('int_identity_edges') }}
-    where
-        record_id_b in (select customer_record_id from touched)
-        and record_id_a not in (select customer_record_id from touched)
+    {{ mart_touched_edges('touched') }}
 ),
 {%- else %}
 edges as (

@@ -41,7 +41,7 @@ from include.config import (
 )
 from include.identity.pii import protect_landed
 from include.registry import load_sources
-from include.warehouse import ensure_database, ensure_warehouse, stop_embedded
+from include.warehouse import embedded_running, ensure_database, ensure_warehouse, stop_embedded
 
 PY = sys.executable
 BIN = Path(PY).parent
@@ -450,9 +450,22 @@ def ensure_chromium() -> None:
 
 
 def test(args: argparse.Namespace) -> int:
+    """pytest on a set-up stack; afterwards it stops what it started itself (the sandbox, the
+    embedded PostgreSQL) and leaves running what was up before (a `make up` stack, say)."""
+    from include.sandbox.cli import running_pid  # noqa: PLC0415 - only `test` needs it
+
     ensure_chromium()
-    env = setup(customers=args.customers)
-    return subprocess.run([PY, "-m", "pytest", *args.pytest_args], env=env, cwd=PROJECT_ROOT).returncode
+    embedded = not os.environ.get(WAREHOUSE_URL_ENV)
+    sandbox_was_up = running_pid() is not None
+    embedded_was_up = embedded and embedded_running()
+    try:
+        env = setup(customers=args.customers)
+        return subprocess.run([PY, "-m", "pytest", *args.pytest_args], env=env, cwd=PROJECT_ROOT).returncode
+    finally:
+        if not sandbox_was_up:
+            subprocess.run([PY, "-m", "include.sandbox", "stop"], cwd=PROJECT_ROOT, check=False)
+        if embedded and not embedded_was_up and stop_embedded():
+            say("embedded PostgreSQL stopped")
 
 
 def docs(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -25,7 +26,8 @@ def log_path() -> Path:
     return config.sandbox_dir() / "server.log"
 
 
-def _running_pid() -> int | None:
+def running_pid() -> int | None:
+    """The pid of this checkout's background server (``start``), when it runs."""
     try:
         pid = int(pid_path().read_text().split()[0])
         os.kill(pid, 0)
@@ -47,6 +49,18 @@ def _health(port: int) -> dict | None:
     except httpx.HTTPError:
         return None
     return response.json() if response.status_code == 200 else {"status": f"HTTP {response.status_code}"}
+
+
+def _port_taken(port: int) -> bool:
+    """Another process listens on ``port`` (bound the way uvicorn binds: SO_REUSEADDR, so a port
+    in TIME_WAIT after our own restart counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError:
+            return True
+    return False
 
 
 def _print_counts(counts: dict) -> None:
@@ -128,7 +142,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    pid = _running_pid()
+    pid = running_pid()
     if pid:
         port = _port_of_running() or args.port
         print(f"Sandbox already running (pid {pid}) on http://{HOST}:{port}")
@@ -136,6 +150,16 @@ def cmd_start(args: argparse.Namespace) -> int:
     if not os.environ.get("C360_SANDBOX_TOKEN"):
         print("error: C360_SANDBOX_TOKEN is not set; export a token first", file=sys.stderr)
         return 2
+    if _port_taken(args.port):
+        # Without this check the new server fails to bind while /health is answered by whatever
+        # holds the port (often another checkout's sandbox, with another token and other data),
+        # and "started" would be reported for a server that is not ours.
+        print(
+            f"error: port {args.port} is in use by another process (another checkout's sandbox?); "
+            "stop it, or choose another port with C360_SANDBOX_PORT",
+            file=sys.stderr,
+        )
+        return 1
     config.sandbox_dir().mkdir(parents=True, exist_ok=True)
     env = os.environ | {
         "PYTHONPATH": os.pathsep.join(filter(None, [str(config.PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
@@ -168,7 +192,7 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    pid = _running_pid()
+    pid = running_pid()
     if not pid:
         pid_path().unlink(missing_ok=True)
         print("Sandbox is not running")
@@ -186,7 +210,7 @@ def cmd_stop(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    pid = _running_pid()
+    pid = running_pid()
     if not pid:
         print("Sandbox is not running")
         return 1

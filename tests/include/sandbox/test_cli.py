@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,22 @@ def test_serve_refuses_without_token(tmp_path: Path) -> None:
     result = cli("serve", "--port", str(free_port()), env=env)
     assert result.returncode == 2
     assert "C360_SANDBOX_TOKEN" in result.stderr
+
+
+def test_start_refuses_a_port_another_process_holds(tmp_path: Path) -> None:
+    """Another checkout's sandbox (here: any listener) on the port: a clear error, not "started"."""
+    port = free_port()
+    env = os.environ | {
+        "C360_DATA_DIR": str(tmp_path),
+        "C360_SANDBOX_TOKEN": TOKEN,
+        "C360_SANDBOX_PORT": str(port),
+        "PYTHONPATH": str(PROJECT_ROOT),
+    }
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", port))
+        other.listen()
+        result = cli("start", env=env)
+    assert result.returncode == 1
+    assert f"port {port} is in use" in result.stderr and "C360_SANDBOX_PORT" in result.stderr
+    assert "started" not in result.stdout
+    assert not (tmp_path / "sandbox" / "server.pid").exists()

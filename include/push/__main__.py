@@ -71,8 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: {exc}", file=sys.stderr)
                 return 2
             print(f"erasure {counts.pop('request_id')} recorded for {args.customer_key}; anonymised rows:")
+            width = max(map(len, counts), default=0)
             for relation, n in counts.items():
-                print(f"  {relation:<34}{n:>6}")
+                print(f"  {relation:<{width}}  {n:>6}")
             print("the next push_flows run removes the data from every system")
         elif args.command == "suppress":
             try:

@@ -3,9 +3,11 @@
 :func:`request_erasure` records the request, keeps a tombstone per source record of the customer
 (``ops.erasure_tombstones``: which records in which systems held them, so the push reaches every
 one even after identity resolution can no longer link the anonymised records) and anonymises the
-warehouse at once: personal fields in the raw payloads (every version), the golden record and its
-snapshots. The ``customer_key`` stays, as a tombstone. The ``erasure`` flow then pushes the
-deletion to every system; other flows skip erased customers.
+warehouse at once: personal fields in the raw payloads (every version), the golden record, the
+golden values with their provenance, and the history of both (snapshots); the steward reports
+holding the customer's values (link evidence, conflicts) lose its rows. The ``customer_key``
+stays, as a tombstone. The ``erasure`` flow then pushes the deletion to every system; other flows
+skip erased customers.
 """
 
 from __future__ import annotations
@@ -54,6 +56,16 @@ PERSONAL_FIELDS: dict[str, list[tuple[str, str | None, list[str]]]] = {
     "marketing": [("raw_marketing.leads", None, ["lead_name", "mobile", "email"])],
 }
 GOLDEN_PERSONAL = ["id_card_hash", "mobile_e164", "phone_e164", "email", "address"]
+#: Golden values one row per customer_key and attribute (survivorship and what the marts show of
+#: it): the personal attributes' rows of an erased customer are deleted at once; the next dbt run
+#: recomputes the customer from the anonymised records.
+GOLDEN_VALUE_TABLES = ["intermediate.int_golden_attributes", "marts.customer_golden_provenance"]
+#: The history of those values (type-2, kept for audit): its versions stay, their personal values
+#: are anonymised as the golden record's are (the name to ERASED_NAME, the others to null).
+GOLDEN_VALUE_HISTORY = "snapshots.snap_customer_golden_provenance"
+#: Steward reports holding a customer's values per source (link evidence: the two values compared;
+#: conflicts: every value seen): an erased customer's rows go.
+VALUE_REPORTS = ["marts.identity_link_evidence", "marts.customer_attribute_conflicts"]
 #: The staging tables (dbt, incremental) holding each system's customer records, and their id column:
 #: an erased record's row is deleted at once; the next dbt run rebuilds it from the anonymised raw
 #: versions, which count as landed at erasure time so the incremental models pick them up.
@@ -137,8 +149,40 @@ def request_erasure(conn: psycopg.Connection, customer_key: str, reason: str) ->
                 ),
                 (customer_key,),
             ).rowcount
+    counts.update(_erase_golden_values(conn, customer_key))
     conn.execute(
         "update ops.erasure_requests set warehouse_erased_at = now() where request_id = %s", (request_id,)
     )
     conn.commit()
+    return counts
+
+
+def _erase_golden_values(conn: psycopg.Connection, customer_key: str) -> dict[str, int]:
+    """Personal golden values beyond the golden record: current values, their history, the reports."""
+    personal = ["customer_name", *GOLDEN_PERSONAL]
+    counts: dict[str, int] = {}
+    for relation in GOLDEN_VALUE_TABLES:
+        if _exists(conn, relation):
+            counts[relation] = conn.execute(
+                sql.SQL("delete from {} where customer_key = %s and attribute = any(%s)").format(
+                    sql.Identifier(*relation.split("."))
+                ),
+                (customer_key, personal),
+            ).rowcount
+    if _exists(conn, GOLDEN_VALUE_HISTORY):
+        counts[GOLDEN_VALUE_HISTORY] = conn.execute(
+            sql.SQL(
+                "update {} set value = case when attribute = 'customer_name' then %s end "
+                "where customer_key = %s and attribute = any(%s)"
+            ).format(sql.Identifier(*GOLDEN_VALUE_HISTORY.split("."))),
+            (ERASED_NAME, customer_key, personal),
+        ).rowcount
+    for relation in VALUE_REPORTS:
+        if _exists(conn, relation):
+            counts[relation] = conn.execute(
+                sql.SQL("delete from {} where customer_key = %s").format(
+                    sql.Identifier(*relation.split("."))
+                ),
+                (customer_key,),
+            ).rowcount
     return counts

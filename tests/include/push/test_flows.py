@@ -311,6 +311,83 @@ def test_erasure_reaches_every_system_and_keeps_the_key(warehouse, api, world, h
     assert crm["considered"] == 59
 
 
+def test_erasure_anonymises_the_golden_values_their_history_and_the_steward_reports(warehouse):
+    """Beyond dim_customer: the per-attribute golden values, the provenance history (kept, values
+    anonymised) and the reports holding the customer's values; other customers keep theirs."""
+    erased, kept = customer_key(9), customer_key(10)
+    golden = "customer_key text, attribute text, value text, source_system text"
+    values = [
+        (key, attribute, value, "crm")
+        for key in (erased, kept)
+        for attribute, value in [
+            ("customer_name", "张三"),
+            ("mobile_e164", "+8613900000009"),
+            ("email", "zhang@example.cn"),
+            ("city", "深圳"),
+        ]
+    ]
+    with warehouse.connect() as conn:
+        conn.execute("create schema intermediate")
+        conn.execute("create schema snapshots")
+        for table in ("intermediate.int_golden_attributes", "marts.customer_golden_provenance"):
+            conn.execute(f"create table {table} ({golden})")
+        conn.execute(
+            f"create table snapshots.snap_customer_golden_provenance ({golden}, dbt_valid_from timestamp)"
+        )
+        conn.execute(
+            "create table marts.identity_link_evidence (customer_key text, value_a text, value_b text)"
+        )
+        conn.execute("create table marts.customer_attribute_conflicts (customer_key text, values_seen text)")
+        with conn.cursor() as cur:
+            for table in ("intermediate.int_golden_attributes", "marts.customer_golden_provenance"):
+                cur.executemany(f"insert into {table} values (%s, %s, %s, %s)", values)
+            # two versions of each value in the history
+            for version in ("2026-01-01", "2026-02-01"):
+                cur.executemany(
+                    "insert into snapshots.snap_customer_golden_provenance values (%s, %s, %s, %s, %s)",
+                    [(*row, version) for row in values],
+                )
+            for key in (erased, kept):
+                cur.execute(
+                    "insert into marts.identity_link_evidence values (%s, '13900000009', '+8613900000009')",
+                    (key,),
+                )
+                cur.execute(
+                    "insert into marts.customer_attribute_conflicts values (%s, 'crm: 张三; erp: 张叁')",
+                    (key,),
+                )
+        counts = request_erasure(conn, erased, "PIPL deletion request")
+
+        def rows(sql: str) -> list[tuple]:
+            return conn.execute(sql).fetchall()
+
+        for table in ("intermediate.int_golden_attributes", "marts.customer_golden_provenance"):
+            assert rows(f"select customer_key, attribute, value from {table} order by 1, 2") == sorted(
+                [(erased, "city", "深圳")] + [(kept, a, v) for key, a, v, _ in values if key == kept]
+            )
+            assert counts[table] == 3
+        history = rows(
+            "select attribute, value, dbt_valid_from::date::text "
+            f"from snapshots.snap_customer_golden_provenance where customer_key = '{erased}' order by 1, 3"
+        )
+        assert history == [
+            (attribute, value, version)
+            for attribute, value in [
+                ("city", "深圳"),
+                ("customer_name", ERASED_NAME),
+                ("email", None),
+                ("mobile_e164", None),
+            ]
+            for version in ("2026-01-01", "2026-02-01")
+        ]
+        assert rows(
+            f"select count(*) from snapshots.snap_customer_golden_provenance where customer_key = '{kept}' "
+            "and value in ('张三', '+8613900000009', 'zhang@example.cn')"
+        ) == [(6,)]
+        for table in ("marts.identity_link_evidence", "marts.customer_attribute_conflicts"):
+            assert rows(f"select customer_key from {table}") == [(kept,)]
+
+
 def test_every_flow_is_a_dbt_exposure_of_type_application():
     import yaml
 

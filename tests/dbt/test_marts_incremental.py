@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from include.config import PgUrl
+from include.config import DBT_PROJECT_DIR, PgUrl
 from tests.conftest import create_database, drop_database
 from tests.dbt.conftest import run_dbt
 from tests.dbt.raw_fixture import AS_OF_DATE, build_raw_database
@@ -180,3 +180,111 @@ def test_a_rule_change_rebuilds_the_mart_whole(wh: Warehouse) -> None:
     ]
     assert wh.versions("fct_service_tickets") == tickets
     wh.assert_incremental_equals_full(marts, as_of_date="2024-03-20")
+
+
+HISTORY = "snapshots.snap_customer_golden_provenance"
+VERSION_COLUMNS = "customer_key, attribute, value, source_system, source_record_id"
+
+
+def history_rows(wh: Warehouse) -> dict[tuple, str]:
+    """Every history row (customer_key, attribute, dbt_valid_from) -> its row version."""
+    rows = wh.query(f"select customer_key, attribute, dbt_valid_from, xmin::text from {HISTORY}")
+    return {tuple(row[:3]): row[3] for row in rows}
+
+
+def assert_history_current_is_golden(wh: Warehouse) -> None:
+    """The open versions are exactly the golden values (what a dbt snapshot guarantees)."""
+    current = wh.query(f"select {VERSION_COLUMNS} from {HISTORY} where dbt_valid_to is null order by 1, 2")
+    golden = wh.query(f"select {VERSION_COLUMNS} from intermediate.int_golden_attributes order by 1, 2")
+    assert current == golden
+
+
+def test_golden_history_versions_the_touched_customers_only(wh: Warehouse) -> None:
+    """snap_customer_golden_provenance (incremental, never rebuilt): a changed value closes its
+    version and opens one at the same instant, a customer merged away has its versions closed,
+    other customers' rows are not rewritten, an unchanged run writes nothing, and after a
+    --full-refresh of everything upstream (whose change logs then start empty) the history is kept
+    and still catches the change."""
+    select = "+snap_customer_golden_provenance +customer_crosswalk"
+    wh.run(select=select)
+    assert_history_current_is_golden(wh)
+    before = history_rows(wh)
+    wh.run(select=select)
+    assert history_rows(wh) == before
+
+    def land_new_mobile(mobile: str) -> None:
+        ((payload,),) = wh.query(
+            "select payload from raw_callcenter.callers where _record_id = 'CC1' "
+            "order by _loaded_at desc limit 1"
+        )
+        wh.land("callcenter", "callers", "CC1",
+                {**payload, "phone": mobile, "updated_at": datetime.now(UTC).isoformat()})  # fmt: skip
+
+    changed = wh.key_of("callcenter:CC1")
+    singletons = wh.query(
+        "select min(source_system || ':' || source_record_id) from marts.customer_crosswalk "
+        "where customer_key <> %s group by customer_key having count(*) = 1 order by 1 limit 2",
+        (changed,),
+    )
+    first, second = (record for (record,) in singletons)
+    merged_keys = {wh.key_of(first), wh.key_of(second)}
+    ((old_mobile,),) = wh.query(
+        f"select value from {HISTORY} where customer_key = %s and attribute = 'mobile_e164' "
+        "and dbt_valid_to is null",
+        (changed,),
+    )
+    land_new_mobile("13900002222")
+    wh.execute(
+        "insert into steward.identity_overrides (record_id_a, record_id_b, decision, reason) "
+        "values (%s, %s, 'same', '客户核实')",
+        (first, second),
+    )
+    wh.run(select=select)
+
+    assert_history_current_is_golden(wh)
+    mobile = wh.query(
+        f"select value, dbt_valid_from, dbt_valid_to from {HISTORY} "
+        "where customer_key = %s and attribute = 'mobile_e164' order by dbt_valid_from",
+        (changed,),
+    )
+    assert [value for value, _, _ in mobile][-2:] == [old_mobile, "+8613900002222"]
+    (_, _, closed_at), (_, opened_at, open_to) = mobile[-2:]
+    assert closed_at == opened_at and open_to is None
+    (survivor,) = {wh.key_of(first), wh.key_of(second)}
+    (merged_away,) = merged_keys - {survivor}
+    ((total, closed),) = wh.query(
+        f"select count(*), count(dbt_valid_to) from {HISTORY} where customer_key = %s", (merged_away,)
+    )
+    assert total == closed > 0
+    after = history_rows(wh)
+    touched = {changed, *merged_keys}
+    assert {k: v for k, v in after.items() if k[0] not in touched} == {
+        k: v for k, v in before.items() if k[0] not in touched
+    }
+
+    # a full refresh of everything upstream: the history stays, the change is still caught
+    land_new_mobile("13900003333")
+    wh.run("--full-refresh", select=select)
+    assert_history_current_is_golden(wh)
+    refreshed = history_rows(wh)
+    assert set(after) < set(refreshed) and len(refreshed) == len(after) + 1
+    assert wh.query(
+        f"select value from {HISTORY} where customer_key = %s and attribute = 'mobile_e164' "
+        "order by dbt_valid_from",
+        (changed,),
+    )[-3:] == [(old_mobile,), ("+8613900002222",), ("+8613900003333",)]
+
+    # a survivorship change rebuilds the golden values whole without logging a change per record:
+    # the history compares everything and versions every value that moved
+    import yaml  # noqa: PLC0415 - this check alone reads the project's vars
+
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
+    survivorship = project["vars"]["survivorship"]
+    survivorship["mobile_e164"] = {"strategy": "source_priority", "priority": ["crm", "erp", "callcenter"]}
+    wh.run(select=select, survivorship=survivorship)
+    assert_history_current_is_golden(wh)
+    assert wh.query(
+        f"select value from {HISTORY} where customer_key = %s and attribute = 'mobile_e164' "
+        "and dbt_valid_to is null",
+        (changed,),
+    ) != [("+8613900003333",)]

@@ -6,6 +6,7 @@
         indexes=[{'columns': ['customer_key', 'attribute'], 'unique': true}],
         pre_hook="{{ delete_golden_of_touched_keys() }}",
         post_hook=[
+            "{{ mark_golden_rebuilt() }}",
             "{{ mark_identity_config() }}",
             "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
             "{{ mark_consumed(ref('int_customer_key_registry'), 'status_changed_at') }}",

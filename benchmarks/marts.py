@@ -218,7 +218,9 @@ def per_layer(results: list[dict], manifest: dict) -> dict[str, float]:
     layer_of: dict[str, str] = {}
     for uid, node in nodes.items():
         if node["resource_type"] in ("model", "snapshot"):
-            layer_of[uid] = "snapshots" if node["resource_type"] == "snapshot" else node["fqn"][1]
+            # history kept by models (models/history: the snapshots schema) counts with the snapshots
+            history = node["resource_type"] == "snapshot" or node["fqn"][1] == "history"
+            layer_of[uid] = "snapshots" if history else node["fqn"][1]
     sums = dict.fromkeys(LAYERS, 0.0)
     for r in results:
         uid = r["unique_id"]

@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -426,22 +427,38 @@ def quality(args: argparse.Namespace) -> int:
 
 
 CHROMIUM_PACKAGES = ("chromium", "chromium-driver")
+#: Without a Chinese font the screenshots show the labels (label_zh, the dashboards) as empty boxes.
+CJK_FONT_PACKAGE = "fonts-wqy-zenhei"
+
+
+def _has_chinese_font() -> bool:
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return False
+    listed = subprocess.run([fc_list, ":lang=zh", "family"], capture_output=True, text=True)
+    return bool(listed.stdout.strip())
 
 
 def ensure_chromium() -> None:
-    """Debian's chromium for the browser tests (tests/test_browser.py): installed with apt-get when it is
-    missing and we are root (as CI is); otherwise those tests say how to get it. C360_SKIP_BROWSER=1
-    skips both."""
-    import shutil
-
-    if os.environ.get("C360_SKIP_BROWSER") == "1" or shutil.which("chromium"):
+    """Debian's chromium for the browser tests (tests/test_browser.py), and a Chinese font for their
+    screenshots: installed with apt-get when missing and we are root (as CI is); otherwise those
+    tests say how to get chromium. C360_SKIP_BROWSER=1 skips both."""
+    if os.environ.get("C360_SKIP_BROWSER") == "1":
+        return
+    missing = [] if shutil.which("chromium") else list(CHROMIUM_PACKAGES)
+    if not _has_chinese_font():
+        missing.append(CJK_FONT_PACKAGE)
+    if not missing:
         return
     if os.getuid() != 0 or not shutil.which("apt-get"):
-        say("no chromium: browser tests will fail (apt-get install chromium, or C360_SKIP_BROWSER=1)")
+        if "chromium" in missing:
+            say("no chromium: browser tests will fail (apt-get install chromium, or C360_SKIP_BROWSER=1)")
+        else:
+            say(f"no Chinese font: screenshots show labels as boxes (apt-get install {CJK_FONT_PACKAGE})")
         return
-    say("installing chromium for the browser tests (apt-get) ...")
+    say(f"installing {', '.join(missing)} for the browser tests (apt-get) ...")
     apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *CHROMIUM_PACKAGES]):
+    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", *missing]):
         proc = subprocess.run(cmd, env=apt_env, capture_output=True, text=True)
         if proc.returncode != 0:
             output = (proc.stderr or proc.stdout)[-1500:]

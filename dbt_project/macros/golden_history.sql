@@ -11,13 +11,19 @@
     its change logs), for the history to compare everything after it. -#}
 {% macro mark_golden_rebuilt() -%}
     {%- if not identity_incremental() -%}
-    insert into ops.incremental_progress (consumer, consumed_through)
-    values ('{{ this.identifier }} <- rebuilt', now())
-    on conflict (consumer) do update
-    set consumed_through = excluded.consumed_through, updated_at = now()
+    {{ mark_now('rebuilt') }}
     {%- else -%}
     select 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- Post-hook: this model's mark '<model> <- kind' in ops.incremental_progress, set to now()
+    ('rebuilt' above; the history's 'compared', which golden_history_by_touched_keys reads). -#}
+{% macro mark_now(kind) -%}
+    insert into ops.incremental_progress (consumer, consumed_through)
+    values ('{{ this.identifier }} <- {{ kind }}', now())
+    on conflict (consumer) do update
+    set consumed_through = excluded.consumed_through, updated_at = now()
 {%- endmacro %}
 
 {#- True when this run may compare only the touched customers: the model exists, it compared
@@ -41,10 +47,11 @@
     {{- return(run_query(query).columns[0].values()[0]) -}}
 {%- endmacro %}
 
-{#- The open versions compared this run: those of the touched customers, or all. -#}
-{% macro golden_history_scope(by_touched_keys, column='customer_key') -%}
+{#- The rows compared this run: those of the touched customers (`keys`: a CTE or subquery of
+    customer_key), or all. -#}
+{% macro golden_history_scope(by_touched_keys, column='customer_key', keys=none) -%}
     {%- if by_touched_keys -%}
-    {{ column }} = any(array({{ golden_touched_keys() }}))
+    {{ column }} = any(array({{ keys or golden_touched_keys() }}))
     {%- else -%}
     true
     {%- endif -%}
@@ -78,14 +85,6 @@
     {%- else -%}
     select 1
     {%- endif -%}
-{%- endmacro %}
-
-{#- Post-hook: when this model last compared (golden_history_by_touched_keys reads it). -#}
-{% macro mark_golden_history_compared() -%}
-    insert into ops.incremental_progress (consumer, consumed_through)
-    values ('{{ this.identifier }} <- compared', now())
-    on conflict (consumer) do update
-    set consumed_through = excluded.consumed_through, updated_at = now()
 {%- endmacro %}
 
 {#- Post-hook: the history's uniqueness, as indexes (created here too, not only with the table, so

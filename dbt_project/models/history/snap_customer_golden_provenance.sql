@@ -9,7 +9,7 @@
             "{{ golden_history_indexes() }}",
             "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
             "{{ mark_consumed(ref('int_customer_key_registry'), 'status_changed_at') }}",
-            "{{ mark_golden_history_compared() }}",
+            "{{ mark_now('compared') }}",
         ],
     )
 }}
@@ -24,7 +24,14 @@
     closes the versions that changed; this query opens the new ones. -#}
 {%- set by_keys = golden_history_by_touched_keys() %}
 
-with golden as (
+with
+{%- if by_keys %}
+touched_keys as (
+    {{ golden_touched_keys() }}
+),
+{%- endif %}
+
+golden as (
     select
         customer_key,
         attribute,
@@ -34,7 +41,7 @@ with golden as (
         source_updated_at,
         strategy
     from {{ ref('int_golden_attributes') }}
-    where {{ golden_history_scope(by_keys) }}
+    where {{ golden_history_scope(by_keys, keys='select customer_key from touched_keys') }}
 ),
 
 {%- if is_incremental() %}
@@ -49,7 +56,7 @@ open_versions as (
     from {{ this }}
     where
         dbt_valid_to is null
-        and {{ golden_history_scope(by_keys) }}
+        and {{ golden_history_scope(by_keys, keys='select customer_key from touched_keys') }}
 ),
 {%- endif %}
 

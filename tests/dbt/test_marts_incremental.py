@@ -37,8 +37,20 @@ MARTS = {
     "dim_customer": "customer_key",
     "customer_attribute_conflicts": "customer_key, attribute",
     "identity_link_evidence": "customer_key, record_id_a, record_id_b, rule_name, matched_field",
+    # incremental_strategy 'sync' (macros/sync_strategy.sql): computed whole, only the difference written
+    "customer_360": "customer_key",
+    "customer_segments": "customer_key",
+    "customer_churn_risk": "customer_key",
+    "customer_complaint_anomalies": "customer_key",
+    "payment_reminders": "invoice_id",
+    "customer_alerts": "customer_key, alert_type",
 }
-SELECT = " ".join(f"+{mart}" for mart in MARTS)
+def selector(mart: str) -> str:
+    """The mart's node: a path, since the bare name customer_360 selects the whole project."""
+    return f"path:models/marts/{mart}.sql"
+
+
+SELECT = " ".join(f"+{selector(mart)}" for mart in MARTS)
 #: no lookback: everything here lands well apart from the runs, and a lookback would re-read the
 #: previous run's changes (correct, but then the untouched-row checks could not tell)
 VARS = {"as_of_date": AS_OF_DATE, "staging_lookback_minutes": 0}
@@ -88,7 +100,7 @@ class Warehouse:
 
     def assert_incremental_equals_full(self, marts: tuple[str, ...] = tuple(MARTS), **vars: object) -> None:
         incremental = {name: self.mart(name) for name in marts}
-        self.run("--full-refresh", select=" ".join(marts), **vars)
+        self.run("--full-refresh", select=" ".join(map(selector, marts)), **vars)
         for name in marts:
             full = self.mart(name)
             assert incremental[name] == full, (
@@ -109,7 +121,11 @@ def wh(pg_server: PgUrl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
 
 def test_incremental_marts_equal_a_full_refresh(wh: Warehouse) -> None:
     wh.run()
-    before = {name: wh.versions(name) for name in ("fct_receivables", "fct_orders", "fct_service_tickets")}
+    before = {
+        name: wh.versions(name) for name in ("fct_receivables", "fct_orders", "fct_service_tickets", "customer_360")
+    }
+    table_oid = "select 'marts.customer_360'::regclass::oid"
+    customer_360_oid = wh.query(table_oid)
     surviving, merged_away = wh.key_of("erp:C007"), wh.key_of("callcenter:CC6")
     assert surviving != merged_away
     tickets_of = "select count(*) from marts.fct_service_tickets where customer_key = %s"
@@ -159,6 +175,14 @@ def test_incremental_marts_equal_a_full_refresh(wh: Warehouse) -> None:
     assert after["fct_receivables"]["INV2"] != before["fct_receivables"]["INV2"]
     assert after["fct_service_tickets"]["TK1"] == before["fct_service_tickets"]["TK1"]
     assert after["fct_service_tickets"]["TK2"] != before["fct_service_tickets"]["TK2"]
+    # customer_360 ('sync'): the table stays (views on it survive the run); only the changed rows are
+    # rewritten (C001's new order, the merged customer), the merged-away key's row is gone
+    assert wh.query(table_oid) == customer_360_oid
+    assert merged_away not in after["customer_360"] and surviving in after["customer_360"]
+    rewritten = {key for key, version in after["customer_360"].items() if before["customer_360"].get(key) != version}
+    assert {wh.key_of("erp:C001"), surviving} <= rewritten
+    # and the two other customers the change batch touched: 4 of 20 rows in all
+    assert len(rewritten) <= 4 < len(after["customer_360"]) - len(rewritten)
     wh.assert_incremental_equals_full()
 
 

@@ -6,6 +6,17 @@
       active_customer last order within lifecycle_active_days (exactly that many days still counts)
       dormant         last order older than that, up to lifecycle_churned_after_days
       churned         no order for longer than lifecycle_churned_after_days -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='sync',
+        unique_key='customer_key',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_key'], 'unique': true},
+        ],
+    )
+}}
 
 with crosswalk as (
     select * from {{ ref('customer_crosswalk') }}

@@ -1,6 +1,17 @@
 {#- One row per customer_key with at least one order dated on or before as_of_date(): counts, value,
     first / last order and recency. Cancelled orders count for nothing; a refund subtracts its value
     and is not an order. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='sync',
+        unique_key='customer_key',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_key'], 'unique': true},
+        ],
+    )
+}}
 
 with orders as (
     select * from {{ ref('fct_orders') }}

@@ -2,6 +2,10 @@
     receivables and segment tags. Indexed for lookups by customer_key and by phone. -#}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='sync',
+        unique_key='customer_key',
+        on_schema_change='fail',
         indexes=[
             {'columns': ['customer_key'], 'unique': true},
             {'columns': ['mobile_e164']},

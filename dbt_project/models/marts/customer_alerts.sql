@@ -3,6 +3,10 @@
     (payment_reminders, summed per customer). The push and alerting work reads this table. -#}
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='sync',
+        unique_key=['customer_key', 'alert_type'],
+        on_schema_change='fail',
         indexes=[
             {'columns': ['customer_key', 'alert_type'], 'unique': true},
         ],
@@ -76,7 +80,7 @@ final as (
         alert_type,
         severity,
         reason,
-        metric_value,
+        metric_value::numeric(18, 2) as metric_value,
         {{ as_of_date() }} as alert_date
     from alerts
 )

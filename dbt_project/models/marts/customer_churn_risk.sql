@@ -1,5 +1,16 @@
 {#- One row per customer_key at churn risk: a repeat buyer (at least churn_risk_min_orders orders)
     with no order for more than churn_risk_days, not yet churned (lifecycle_churned_after_days). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='sync',
+        unique_key='customer_key',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_key'], 'unique': true},
+        ],
+    )
+}}
 
 with order_stats as (
     select * from {{ ref('int_customer_order_stats') }}

@@ -3,6 +3,17 @@
     complaint_spike_ratio times the baseline rate (complaints in the complaint_baseline_days before the
     window, scaled to the window's length). The window includes as_of_date and the day
     complaint_window_days - 1 before it. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='sync',
+        unique_key='customer_key',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_key'], 'unique': true},
+        ],
+    )
+}}
 
 with complaints as (
     select
@@ -44,7 +55,7 @@ final as (
         complaints_in_baseline,
         round(
             complaints_in_baseline * {{ var('complaint_window_days') }}::numeric / {{ var('complaint_baseline_days') }}, 2
-        ) as baseline_per_window,
+        )::numeric(12, 2) as baseline_per_window,
         as_of_date
     from counted
     where complaints_in_window >= {{ var('complaint_spike_min_count') }}

@@ -4,6 +4,17 @@
       win_back  (挽回) ordered before, but not for more than segment_winback_after_days
       regular   every other customer with orders
       no_orders never ordered (leads and prospects) -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='sync',
+        unique_key='customer_key',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['customer_key'], 'unique': true},
+        ],
+    )
+}}
 
 with customers as (
     select customer_key from {{ ref('int_customer_lifecycle') }}

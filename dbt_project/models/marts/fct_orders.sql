@@ -1,9 +1,9 @@
 {#- One row per ERP sales order, keyed to its customer through the crosswalk. Incremental on order_id
     (delete+insert): a run re-reads from staging only the orders with a version landed since the last
-    run (less var fct_orders_lookback_minutes, for landings that committed while dbt ran) and the
-    orders whose customer_key changed (identity resolution merged or split customers); orders whose
-    latest landed version is a tombstone are deleted. A change of fx_to_cny (the rules hash) rebuilds it
-    whole. -#}
+    run (less var staging_lookback_minutes, for landings that committed while dbt ran) and the orders
+    of ERP customers whose customer_key changed since then (identity resolution merged or split
+    customers); orders whose latest landed version is a tombstone are deleted. A change of fx_to_cny
+    (the rules hash) rebuilds it whole. -#}
 {%- set rule_hash = mart_rule_hash(['fx_to_cny']) %}
 {{
     config(
@@ -14,15 +14,18 @@
         indexes=[
             {'columns': ['order_id'], 'unique': true},
             {'columns': ['customer_key']},
+            {'columns': ['erp_customer_id']},
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(['fx_to_cny']), 'false') }}",
         post_hook=[
             "{{ mark_mart_rules(mart_rule_hash(['fx_to_cny'])) }}",
+            "{{ mark_landing_read() }}",
             "{% if is_incremental() %}delete from {{ this }} where order_id = any(array(select _record_id from {{ source('erp', 'sales_orders') }} where _deleted except select order_id from {{ ref('stg_erp__sales_orders') }} where order_id = any(array(select _record_id from {{ source('erp', 'sales_orders') }} where _deleted)))){% endif %}",
         ],
     )
 }}
 -- depends_on: {{ source('erp', 'sales_orders') }}
+-- depends_on: {{ ref('int_customer_key_assignments') }}
 
 with crosswalk as (
     select * from {{ ref('customer_crosswalk') }}
@@ -32,27 +35,19 @@ with crosswalk as (
 changed_orders as (
     -- a version (or tombstone) landed since the last run; change detection reads only the landing
     -- metadata, the order itself still comes from staging
-    select _record_id as order_id
-    from {{ source('erp', 'sales_orders') }}
-    where _loaded_at > (
-        select coalesce(max(loaded_at), '-infinity') - interval '{{ var("fct_orders_lookback_minutes") }} minutes'
-        from {{ this }}
-    )
+    {{ mart_landed_ids(source('erp', 'sales_orders')) }}
     union
-    -- identity resolution moved the ordering customer to another customer_key
-    select existing.order_id
-    from {{ this }} as existing
-    left join crosswalk
-        on crosswalk.source_system = 'erp'
-        and crosswalk.source_record_id = existing.erp_customer_id
-    where existing.customer_key is distinct from crosswalk.customer_key
+    -- identity resolution moved the ordering customer to another customer_key (the erp_customer_id
+    -- index: a few rows per re-keyed customer, not a scan of every order)
+    select order_id from {{ this }}
+    where erp_customer_id = any(array({{ mart_rekeyed_source_ids('erp') }}))
 ),
 
 orders as (
     select * from {{ ref('stg_erp__sales_orders') }}
     -- = any(array(...)) is pushed down into staging's latest-version scan (an index scan on the
     -- record id); a plain "in (select ...)" would parse every landed order first
-    where order_id = any(array(select order_id from changed_orders))
+    where order_id = any(array(select _record_id from changed_orders))
 ),
 {% else %}
 orders as (

@@ -1,5 +1,16 @@
 {#- One row per open receivable (invoice) that is overdue or due within payment_reminder_days_ahead
     days of as_of_date (due today counts as due soon). -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='sync',
+        unique_key='invoice_id',
+        on_schema_change='fail',
+        indexes=[
+            {'columns': ['invoice_id'], 'unique': true},
+        ],
+    )
+}}
 
 with receivables as (
     select * from {{ ref('fct_receivables') }}

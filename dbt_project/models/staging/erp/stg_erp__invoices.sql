@@ -1,5 +1,23 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='invoice_id',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        indexes=[{'columns': ['invoice_id'], 'unique': true}],
+        pre_hook="{{ delete_changed_staging_rows('invoice_id', source('erp', 'invoices')) }}",
+        post_hook="{{ mark_landing_read() }}",
+    )
+}}
+
+{#- A table kept incrementally, like the customer entities' staging: the ERP's largest landings
+    (several versions per document), which the facts read by id and the tests check, are
+    deduplicated once per landed version instead of on every read. A run recomputes only the
+    records with a version landed since the last one (the pre-hook drops their old rows first; a
+    tombstone's row stays dropped). -#}
 with source as (
     select * from {{ source('erp', 'invoices') }}
+    {{- staging_changed_records_filter(source('erp', 'invoices')) }}
 ),
 
 latest as (

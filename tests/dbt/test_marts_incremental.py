@@ -45,6 +45,8 @@ MARTS = {
     "payment_reminders": "invoice_id",
     "customer_alerts": "customer_key, alert_type",
 }
+
+
 def selector(mart: str) -> str:
     """The mart's node: a path, since the bare name customer_360 selects the whole project."""
     return f"path:models/marts/{mart}.sql"
@@ -121,9 +123,8 @@ def wh(pg_server: PgUrl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
 
 def test_incremental_marts_equal_a_full_refresh(wh: Warehouse) -> None:
     wh.run()
-    before = {
-        name: wh.versions(name) for name in ("fct_receivables", "fct_orders", "fct_service_tickets", "customer_360")
-    }
+    watched = ("fct_receivables", "fct_orders", "fct_service_tickets", "customer_360")
+    before = {name: wh.versions(name) for name in watched}
     table_oid = "select 'marts.customer_360'::regclass::oid"
     customer_360_oid = wh.query(table_oid)
     surviving, merged_away = wh.key_of("erp:C007"), wh.key_of("callcenter:CC6")
@@ -179,7 +180,7 @@ def test_incremental_marts_equal_a_full_refresh(wh: Warehouse) -> None:
     # rewritten (C001's new order, the merged customer), the merged-away key's row is gone
     assert wh.query(table_oid) == customer_360_oid
     assert merged_away not in after["customer_360"] and surviving in after["customer_360"]
-    rewritten = {key for key, version in after["customer_360"].items() if before["customer_360"].get(key) != version}
+    rewritten = {key for key, row in after["customer_360"].items() if before["customer_360"].get(key) != row}
     assert {wh.key_of("erp:C001"), surviving} <= rewritten
     # and the two other customers the change batch touched: 4 of 20 rows in all
     assert len(rewritten) <= 4 < len(after["customer_360"]) - len(rewritten)

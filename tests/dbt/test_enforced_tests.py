@@ -31,14 +31,20 @@ CATALOG_CHECK = "catalog check, no table scan"
 
 def compiled_tests(warehouse: DbtWarehouse, tmp: Path) -> dict[str, str]:
     """Each case's test SQL as dbt renders it against the current catalog (one `dbt show`)."""
-    rels = "{% set rels = {" + ", ".join(
-        f"'{name}': api.Relation.create(database=target.database, schema='{SCHEMA}', identifier='{name}')"
-        for name in ("keyed", "plain")
-    ) + "} %}"
-    inline = " union all ".join(
-        f"select '{name}' as case_name, $case${{{{ {call} }}}}$case$ as test_sql" for name, call in CASES.items()
+    rels = (
+        "{% set rels = {"
+        + ", ".join(
+            f"'{name}': api.Relation.create(database=target.database, schema='{SCHEMA}', identifier='{name}')"
+            for name in ("keyed", "plain")
+        )
+        + "} %}"
     )
-    shown = run_dbt(["show", "--quiet", "--output", "json", "--limit", "-1", "--inline", rels + inline], warehouse.db, tmp)
+    inline = " union all ".join(
+        f"select '{name}' as case_name, $case${{{{ {call} }}}}$case$ as test_sql"
+        for name, call in CASES.items()
+    )
+    args = ["show", "--quiet", "--output", "json", "--limit", "-1", "--inline", rels + inline]
+    shown = run_dbt(args, warehouse.db, tmp)
     assert shown.returncode == 0, shown.stdout[-3000:] + shown.stderr[-2000:]
     rows = json.loads(shown.stdout[shown.stdout.index("{") :])["show"]
     return {row["case_name"]: row["test_sql"] for row in rows}
@@ -77,7 +83,8 @@ def test_enforced_properties_are_checked_in_the_catalog_and_the_rest_scanned(
         "combination_enforced": 0,
         "unique_plain": 1,  # id 1 twice (nulls are not duplicates to `unique`)
         "not_null_plain": 2,
-        "combination_nullable": 2,  # (1, 'a') twice, (null, null) twice: the combination counts nulls as equal
+        # (1, 'a') twice, (null, null) twice: the combination counts nulls as equal
+        "combination_nullable": 2,
     }
 
     # the guarantee goes away: the catalog checks rendered before now fail ...
@@ -106,7 +113,8 @@ def test_tested_columns_of_tables_are_declared_not_null(dbt_warehouse: DbtWareho
         if node["resource_type"] != "test" or (node.get("test_metadata") or {}).get("name") != "not_null":
             continue
         model = nodes.get(node["attached_node"] or "")  # None: a source's test
-        if model and model["config"]["materialized"] in ("table", "incremental") and not node["config"].get("where"):
+        table = model and model["config"]["materialized"] in ("table", "incremental")
+        if table and not node["config"].get("where"):
             tested.append((model["schema"], model["alias"], node["column_name"]))
     assert len(tested) > 100
     declared = set(

@@ -6,6 +6,7 @@
         on_schema_change='fail',
         indexes=[
             {'columns': ['customer_record_id'], 'unique': true},
+            {'columns': ['source_system', 'source_record_id'], 'unique': true},
             {'columns': ['loaded_at']},
             {'columns': ['uscc']},
             {'columns': ['id_card_hash']},

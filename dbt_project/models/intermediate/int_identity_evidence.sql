@@ -3,7 +3,11 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[{'columns': ['record_id_a', 'record_id_b']}, {'columns': ['record_id_b']}],
+        indexes=[
+            {'columns': ['evidence_id'], 'unique': true},
+            {'columns': ['record_id_a', 'record_id_b']},
+            {'columns': ['record_id_b']},
+        ],
         pre_hook="{{ delete_touched_pairs(ref('int_identity_touched_records')) }}",
         post_hook=[
             "{{ mark_identity_config() }}",

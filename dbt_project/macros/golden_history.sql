@@ -27,7 +27,8 @@
 {%- endmacro %}
 
 {#- True when this run may compare only the touched customers: the model exists, it compared
-    before, and int_golden_attributes was not rebuilt whole since. -#}
+    before, and int_golden_attributes was not rebuilt whole since. Also used by
+    customer_golden_provenance, which follows int_golden_attributes the same way. -#}
 {% macro golden_history_by_touched_keys() -%}
     {%- if not execute or not is_incremental() or not progress_table_exists() -%}
         {{- return(false) -}}
@@ -90,6 +91,16 @@
 {#- Post-hook: the history's uniqueness, as indexes (created here too, not only with the table, so
     a history table a dbt snapshot made gets them): one row per customer, attribute and version
     start, and at most one open version per customer and attribute. -#}
+{#- Pre-hook of customer_golden_provenance: delete the rows this run replaces (the touched
+    customers', or all after int_golden_attributes was rebuilt whole). -#}
+{% macro delete_golden_provenance_in_scope() -%}
+    {%- if is_incremental() -%}
+    delete from {{ this }} where {{ golden_history_scope(golden_history_by_touched_keys()) }}
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
 {% macro golden_history_indexes() -%}
     create unique index if not exists snap_customer_golden_provenance_version_uq
         on {{ this }} (customer_key, attribute, dbt_valid_from);

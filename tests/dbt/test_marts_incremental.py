@@ -36,6 +36,7 @@ MARTS = {
     "customer_crosswalk": "source_system, source_record_id",
     "dim_customer": "customer_key",
     "customer_attribute_conflicts": "customer_key, attribute",
+    "customer_golden_provenance": "customer_key, attribute",
     "identity_link_evidence": "customer_key, record_id_a, record_id_b, rule_name, matched_field",
     # incremental_strategy 'sync' (macros/sync_strategy.sql): computed whole, only the difference written
     "customer_360": "customer_key",

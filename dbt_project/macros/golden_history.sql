@@ -88,9 +88,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook: the history's uniqueness, as indexes (created here too, not only with the table, so
-    a history table a dbt snapshot made gets them): one row per customer, attribute and version
-    start, and at most one open version per customer and attribute. -#}
 {#- Pre-hook of customer_golden_provenance: delete the rows this run replaces (the touched
     customers', or all after int_golden_attributes was rebuilt whole). -#}
 {% macro delete_golden_provenance_in_scope() -%}
@@ -101,6 +98,9 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Post-hook: the history's uniqueness, as indexes (created here too, not only with the table, so
+    a history table a dbt snapshot made gets them): one row per customer, attribute and version
+    start, and at most one open version per customer and attribute. -#}
 {% macro golden_history_indexes() -%}
     create unique index if not exists snap_customer_golden_provenance_version_uq
         on {{ this }} (customer_key, attribute, dbt_valid_from);

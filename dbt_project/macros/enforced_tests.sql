@@ -14,8 +14,10 @@
     the columns that carry a `not_null` test of severity error: one validating scan of the table
     when it is created, instead of one scan per tested column on every run; an incremental run's
     inserts are checked by PostgreSQL as they are written. A null in such a column now fails the
-    model itself, with PostgreSQL's message naming the column ("null value in column ... violates
-    not-null constraint"), and the table keeps its previous content.
+    model itself, with PostgreSQL's message naming the column ('column "x" of relation "y" contains
+    null values' from a table's post-hook, 'null value in column "x" ... violates not-null
+    constraint' from an incremental insert), and the model's transaction is rolled back, so the
+    table keeps its previous content.
 
     dbt's `unique` and `not_null` reach these through dispatch (`dispatch` in dbt_project.yml puts
     this project before dbt's global macros). -#}

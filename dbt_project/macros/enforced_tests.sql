@@ -48,10 +48,8 @@ where not {{ enforced_condition(model, [column_name], 'not_null') }}
     index NULLS NOT DISTINCT (the combination test counts nulls as equal, an index does not);
     'not_null': the (one) column declared NOT NULL on a table. -#}
 {% macro enforced_condition(model, columns, property) -%}
-    {%- set names -%}
-        array[{% for c in columns %}'{{ c }}'{{ ", " if not loop.last }}{% endfor %}]::text[]
-    {%- endset -%}
-    {%- set relation = "to_regclass('" ~ (model | string | replace("'", "''")) ~ "')" -%}
+    {%- set names = text_array(columns) -%}
+    {%- set relation = regclass_of(model) -%}
     {%- if property in ('unique', 'unique_combination') -%}
     exists (
         select
@@ -100,7 +98,7 @@ where not {{ enforced_condition(model, [column_name], 'not_null') }}
     {%- endif -%}
 {%- endmacro %}
 
-{#- True when, as the test runs, the database enforces `property` for `columns` of `model`: `model`
+{#- True when, as the test is rendered (just before it runs), the database enforces `property` for `columns` of `model`: `model`
     is a relation (not the subquery a `where` config makes), the columns plain lower-case names,
     and the catalog shows the index or the NOT NULL. -#}
 {% macro enforced_property(model, columns, property) -%}
@@ -137,8 +135,8 @@ where not {{ enforced_condition(model, [column_name], 'not_null') }}
         select a.attname
         from pg_attribute as a
         where
-            a.attrelid = to_regclass('{{ this | string | replace("'", "''") }}')
-            and a.attname = any (array[{% for c in tested %}'{{ c }}'{{ ", " if not loop.last }}{% endfor %}]::text[])
+            a.attrelid = {{ regclass_of(this) }}
+            and a.attname = any ({{ text_array(tested) }})
             and not a.attnotnull
             and not a.attisdropped
         order by a.attnum
@@ -151,4 +149,14 @@ where not {{ enforced_condition(model, [column_name], 'not_null') }}
     {%- for column in columns %}
         alter column {{ adapter.quote(column) }} set not null{{ "," if not loop.last }}
     {%- endfor %}
+{%- endmacro %}
+
+{#- `relation` as a regclass expression (null when it does not exist). -#}
+{% macro regclass_of(relation) -%}
+    to_regclass('{{ relation | string | replace("'", "''") }}')
+{%- endmacro %}
+
+{#- `values` (plain names) as a text[] literal. -#}
+{% macro text_array(values) -%}
+    array[{% for v in values %}'{{ v }}'{{ ", " if not loop.last }}{% endfor %}]::text[]
 {%- endmacro %}

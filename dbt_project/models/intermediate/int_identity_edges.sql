@@ -76,11 +76,13 @@ steward_decisions as (
     order by record_id_a, record_id_b, decided_at desc, override_id desc
 ),
 
-scored_pairs as (
+{#- materialized in a full run: inline, the planner put the grouping of every piece of evidence under
+    a parallel join, and each of its workers grouped all of it again -#}
+scored_pairs as {{ 'not materialized' if identity_incremental() else 'materialized' }} (
     select
         record_id_a,
         record_id_b,
-        (1 - exp(sum(ln(greatest(1 - score, 1e-9)))))::numeric(6, 4) as match_score,
+        (1 - intermediate.product(1 - score))::numeric(6, 4) as match_score,
         string_agg(rule_name, ',' order by score desc, rule_name) as rules,
         count(*)::integer as evidence_count
     from evidence

@@ -42,7 +42,11 @@ touched as (
 ),
 {%- endif %}
 
-match_values as not materialized (
+{#- incremental runs look the touched records' values up by index, so this stays inline there; a
+    full run reads every record, and a narrow materialized copy turns each field's pairs and the
+    fuzzy blocks into hash joins (inline, the planner misjudges them as a million index lookups into
+    the wide records table: the full build of 1M records took 72 s instead of 54 s) -#}
+match_values as {{ 'not materialized' if incremental else 'materialized' }} (
     select
         customer_record_id,
         customer_type,

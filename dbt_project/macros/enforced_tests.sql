@@ -160,3 +160,137 @@ where not {{ enforced_condition(model, [column_name], 'not_null') }}
 {% macro text_array(values) -%}
     array[{% for v in values %}'{{ v }}'{{ ", " if not loop.last }}{% endfor %}]::text[]
 {%- endmacro %}
+
+{#- Row rules: tests that judge every row on its own (accepted_values, expression_is_true, is_e164,
+    is_valid_uscc) are CHECK constraints PostgreSQL can enforce. `enforce_tested_row_rules()` (a
+    post-hook on every table and incremental model) adds one per such test of severity error and no
+    `where` config, named after the test, its column and a hash of the condition; the test then
+    checks that a validated constraint of that name is on the table, and runs its scan otherwise
+    (views, expressions that read other rows or the clock, values built by jinja). A row breaking the
+    rule now fails the model that writes it, as with NOT NULL above ('new row for relation "y"
+    violates check constraint "c360_..."', or 'check constraint "c360_..." of relation "y" is
+    violated by some row' when the rule is new), and the table keeps its previous content. -#}
+
+{#- The CHECK constraint a row test amounts to, as {'name', 'check'}; none when it has none (or
+    when its arguments are not plain: a jinja expression, a quoted column name). -#}
+{% macro row_rule(test_name, column_name, kwargs) -%}
+    {%- set column = (column_name or '') | string -%}
+    {%- if column and not modules.re.fullmatch('[a-z_][a-z0-9_]*', column) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if test_name == 'accepted_values' -%}
+        {%- set values = kwargs.get('values') -%}
+        {%- if not column or values is none or values is string or values | length == 0 -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- set items = [] -%}
+        {%- for value in values -%}
+            {%- if '{{' in value | string or '{%' in value | string -%}
+                {{ return(none) }}
+            {%- endif -%}
+            {%- do items.append("'" ~ (value | string | replace("'", "''")) ~ "'" if kwargs.get('quote', true) else value | string) -%}
+        {%- endfor -%}
+        {%- set check = column ~ ' in (' ~ items | join(', ') ~ ')' -%}
+    {%- elif test_name == 'expression_is_true' -%}
+        {%- set expression = kwargs.get('expression') | string -%}
+        {%- set where_clause = kwargs.get('where_clause') -%}
+        {#- a CHECK sees one row, when it is written: nothing that reads other rows, the clock or
+            chance, and nothing jinja still has to render -#}
+        {%- set unfit = '(?is)\{\{|\{%|\b(select|now|current_\w+|localtime\w*|clock_timestamp|statement_timestamp|transaction_timestamp|timeofday|random|nextval|currval)\b' -%}
+        {%- if modules.re.search(unfit, expression ~ ' ' ~ (where_clause or '')) -%}
+            {{ return(none) }}
+        {%- endif -%}
+        {%- set check = 'coalesce((' ~ expression ~ '), false)' -%}
+        {%- if where_clause -%}
+            {%- set check = check ~ ' or not coalesce((' ~ where_clause ~ '), false)' -%}
+        {%- endif -%}
+    {%- elif test_name == 'is_e164' and column -%}
+        {%- set prefix = kwargs.get('country_prefix') -%}
+        {%- set check = column ~ " is null or (" ~ column ~ " ~ '^\\+[1-9][0-9]{7,14}$'" -%}
+        {%- if prefix -%}
+            {%- set check = check ~ " and left(" ~ column ~ ", " ~ (prefix | length) ~ ") = '" ~ prefix ~ "'" -%}
+        {%- endif -%}
+        {%- set check = check ~ ")" -%}
+    {%- elif test_name == 'is_valid_uscc' and column -%}
+        {%- set check = column ~ ' is null or ' ~ uscc_is_valid(column) -%}
+    {%- else -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set label = test_name ~ ('_' ~ column if column else '') -%}
+    {{ return({'name': 'c360_' ~ label[:45] ~ '_' ~ local_md5(check)[:10], 'check': check}) }}
+{%- endmacro %}
+
+{#- SQL condition, true when the table `model` has the validated CHECK constraint `rule`. -#}
+{% macro row_rule_condition(model, rule) -%}
+    exists (
+        select
+        from pg_constraint
+        where
+            conrelid = {{ regclass_of(model) }}
+            and conname = '{{ rule.name }}'
+            and contype = 'c'
+            and convalidated
+    )
+{%- endmacro %}
+
+{#- True when, as the test is rendered, `model` is a relation with the CHECK constraint `rule`. -#}
+{% macro enforced_row_rule(model, rule) -%}
+    {%- if not execute or not rule or should_store_failures() or model is string or model.identifier is not defined -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set found = run_query('select ' ~ row_rule_condition(model, rule)) -%}
+    {{ return(found.columns[0].values()[0] == true) }}
+{%- endmacro %}
+
+{#- A row test's catalog check: one failing row, naming the constraint, when it is missing. -#}
+{% macro row_rule_catalog_check(model, rule, column_alias) -%}
+-- row rule enforced by check constraint {{ rule.name }}: {{ rule.check | replace('\n', ' ') }}
+select '{{ rule.name }}: no validated check constraint of that name' as {{ column_alias }}
+where not {{ row_rule_condition(model, rule) }}
+{%- endmacro %}
+
+{% macro default__test_accepted_values(model, column_name, values, quote=True) %}
+    {%- set rule = row_rule('accepted_values', column_name, {'values': values, 'quote': quote}) %}
+    {%- if enforced_row_rule(model, rule) %}
+{{ row_rule_catalog_check(model, rule, 'value_field') }}
+    {%- else %}
+{{ dbt.default__test_accepted_values(model, column_name, values, quote) }}
+    {%- endif %}
+{% endmacro %}
+
+{#- Post-hook: the CHECK constraints of this table's row tests (row_rule): adds the missing ones
+    (one validating scan), drops those of tests that are gone or changed; nothing (no statement, no
+    lock) when they are in place, as on every incremental run after the first. -#}
+{% macro enforce_tested_row_rules() -%}
+    {%- if not execute or model.config.materialized not in ('table', 'incremental') -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set wanted = {} -%}
+    {%- for node in graph.nodes.values() if node.resource_type == 'test' and node.attached_node == model.unique_id -%}
+        {%- set meta = node.test_metadata or {} -%}
+        {%- if meta.get('name') in ('accepted_values', 'expression_is_true', 'is_e164', 'is_valid_uscc')
+              and (node.config.severity | lower) == 'error' and not node.config.where -%}
+            {%- set rule = row_rule(meta.get('name'), node.column_name, meta.get('kwargs') or {}) -%}
+            {%- if rule -%}
+                {%- do wanted.update({rule.name: rule.check}) -%}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set existing_query -%}
+        select conname::text from pg_constraint
+        where conrelid = {{ regclass_of(this) }} and contype = 'c' and conname like 'c360\_%'
+    {%- endset -%}
+    {%- set existing = run_query(existing_query).columns[0].values() | list -%}
+    {%- set drops = existing | reject('in', wanted) | list -%}
+    {%- set adds = wanted.keys() | reject('in', existing) | list -%}
+    {%- if not drops and not adds -%}
+        {{ return('') }}
+    {%- endif -%}
+    alter table {{ this }}
+    {%- for name in drops %}
+        drop constraint {{ adapter.quote(name) }}{{ "," if not loop.last or adds }}
+    {%- endfor %}
+    {%- for name in adds | sort %}
+        add constraint {{ adapter.quote(name) }} check ({{ wanted[name] }}){{ "," if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}

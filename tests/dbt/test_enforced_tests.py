@@ -1,13 +1,16 @@
-"""Key and not-null tests where PostgreSQL enforces the property (dbt_project/macros/enforced_tests.sql).
+"""Tests where PostgreSQL enforces the property (dbt_project/macros/enforced_tests.sql).
 
-A `unique` / `unique_combination_of_columns` / `not_null` test on a column the database enforces
-checks the catalog instead of scanning the table: it must still fail when the index or the NOT NULL
-is gone, and every other case must keep dbt's scanning query, which finds the bad rows.
+A `unique` / `unique_combination_of_columns` / `not_null` test on a column the database enforces,
+and a row test (accepted_values, expression_is_true, is_e164, is_valid_uscc) the table holds as a
+CHECK constraint, checks the catalog instead of scanning the table: it must still fail when the
+index, the NOT NULL or the constraint is gone, and every other case must keep the scanning query,
+which finds the bad rows.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import psycopg
@@ -28,20 +31,43 @@ CASES = {
 }
 CATALOG_CHECK = "catalog check, no table scan"
 
+#: row test -> (the test macro's call on rels.ruled, row_rule's arguments for its constraint)
+ROW_CASES = {
+    "accepted_values": (
+        "adapter.dispatch('test_accepted_values', 'dbt')(rels.ruled, 'kind', ['a', 'b'])",
+        "'accepted_values', 'kind', {'values': ['a', 'b']}",
+    ),
+    "expression_is_true": (
+        "test_expression_is_true(rels.ruled, 'low < high', where_clause='kind is not null')",
+        "'expression_is_true', none, {'expression': 'low < high', 'where_clause': 'kind is not null'}",
+    ),
+    "is_e164": (
+        "test_is_e164(rels.ruled, 'mobile', country_prefix='+861')",
+        "'is_e164', 'mobile', {'country_prefix': '+861'}",
+    ),
+    "is_valid_uscc": ("test_is_valid_uscc(rels.ruled, 'uscc')", "'is_valid_uscc', 'uscc', {}"),
+}
+ROW_CHECK = "row rule enforced by check constraint"
+#: a row each test fails on, once its constraint is gone
+ROW_BAD = (
+    "insert into {schema}.ruled values ('c', 1, 2, null, null), ('a', 2, 1, null, null), "
+    "('a', 1, 2, '+8601', null), ('a', 1, 2, null, '91350100M000100Y44')"
+)
 
-def compiled_tests(warehouse: DbtWarehouse, tmp: Path) -> dict[str, str]:
+
+def compiled_tests(warehouse: DbtWarehouse, tmp: Path, cases: dict[str, str] = CASES) -> dict[str, str]:
     """Each case's test SQL as dbt renders it against the current catalog (one `dbt show`)."""
     rels = (
         "{% set rels = {"
         + ", ".join(
             f"'{name}': api.Relation.create(database=target.database, schema='{SCHEMA}', identifier='{name}')"
-            for name in ("keyed", "plain")
+            for name in ("keyed", "plain", "ruled")
         )
         + "} %}"
     )
     inline = " union all ".join(
         f"select '{name}' as case_name, $case${{{{ {call} }}}}$case$ as test_sql"
-        for name, call in CASES.items()
+        for name, call in cases.items()
     )
     args = ["show", "--quiet", "--output", "json", "--limit", "-1", "--inline", rels + inline]
     shown = run_dbt(args, warehouse.db, tmp)
@@ -65,6 +91,9 @@ def probe_tables(dbt_warehouse: DbtWarehouse):
             f"insert into {SCHEMA}.keyed values (1, 1, 1), (2, 1, 2);"
             f"create table {SCHEMA}.plain (id int, note text);"
             f"insert into {SCHEMA}.plain values (1, 'a'), (1, 'a'), (null, null), (null, null);"
+            f"create table {SCHEMA}.ruled (kind text, low int, high int, mobile text, uscc text);"
+            f"insert into {SCHEMA}.ruled values ('a', 1, 2, '+8613800000000', '91350100M000100Y43'),"
+            f" (null, 2, 1, null, null);"
         )
         yield conn
         conn.execute(f"drop schema {SCHEMA} cascade")
@@ -103,6 +132,42 @@ def test_enforced_properties_are_checked_in_the_catalog_and_the_rest_scanned(
     assert failures(conn, tests["combination_enforced"]) == 1
 
 
+def test_row_rules_held_as_check_constraints_are_checked_in_the_catalog(
+    dbt_warehouse: DbtWarehouse, probe_tables: psycopg.Connection, tmp_path: Path
+) -> None:
+    conn = probe_tables
+    calls = {name: call for name, (call, _) in ROW_CASES.items()}
+    tests = compiled_tests(dbt_warehouse, tmp_path / "scanned", calls)
+    assert not any(ROW_CHECK in sql for sql in tests.values())
+    assert {name: failures(conn, sql) for name, sql in tests.items()} == dict.fromkeys(ROW_CASES, 0)
+
+    # the constraints enforce_tested_row_rules() would add, as row_rule() names them
+    rules = compiled_tests(
+        dbt_warehouse,
+        tmp_path / "rules",
+        {name: f"tojson(row_rule({args}))" for name, (_, args) in ROW_CASES.items()},
+    )
+    for rule in map(json.loads, rules.values()):
+        conn.execute(f'alter table {SCHEMA}.ruled add constraint "{rule["name"]}" check ({rule["check"]})')
+    with pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute(ROW_BAD.format(schema=SCHEMA))
+
+    tests = compiled_tests(dbt_warehouse, tmp_path / "enforced", calls)
+    assert all(ROW_CHECK in sql for sql in tests.values())
+    assert {name: failures(conn, sql) for name, sql in tests.items()} == dict.fromkeys(ROW_CASES, 0)
+
+    # the constraints go: the catalog checks rendered before fail; rendered now, the tests scan
+    conn.execute(
+        f"alter table {SCHEMA}.ruled "
+        + ", ".join(f'drop constraint "{json.loads(rule)["name"]}"' for rule in rules.values())
+    )
+    conn.execute(ROW_BAD.format(schema=SCHEMA))
+    assert {name: failures(conn, sql) for name, sql in tests.items()} == dict.fromkeys(ROW_CASES, 1)
+    tests = compiled_tests(dbt_warehouse, tmp_path / "rescanned", calls)
+    assert not any(ROW_CHECK in sql for sql in tests.values())
+    assert {name: failures(conn, sql) for name, sql in tests.items()} == dict.fromkeys(ROW_CASES, 1)
+
+
 def test_tested_columns_of_tables_are_declared_not_null(dbt_warehouse: DbtWarehouse) -> None:
     """The post-hook declared every not_null-tested column of every table NOT NULL, so the build's
     not_null tests on tables were all catalog checks."""
@@ -126,3 +191,38 @@ def test_tested_columns_of_tables_are_declared_not_null(dbt_warehouse: DbtWareho
         )
     )
     assert [t for t in tested if t not in declared] == []
+
+
+#: what keeps an expression_is_true test from being a CHECK constraint (row_rule's `unfit`)
+UNFIT_EXPRESSION = re.compile(
+    r"\{\{|\{%|\b(select|now|current_\w+|localtime\w*|clock_timestamp|statement_timestamp"
+    r"|transaction_timestamp|timeofday|random|nextval|currval)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def test_row_tests_of_tables_are_check_constraints(dbt_warehouse: DbtWarehouse) -> None:
+    """The post-hook added a CHECK constraint for every row test of every table, so those tests, as
+    dbt compiled them after the build (docs generate), are catalog checks."""
+    manifest = json.loads((dbt_warehouse.target_path / "manifest.json").read_text())
+    nodes = manifest["nodes"]
+    enforced, scanned = [], []
+    for node in nodes.values():
+        meta = node.get("test_metadata") or {}
+        if node["resource_type"] != "test" or meta.get("name") not in (
+            "accepted_values",
+            "expression_is_true",
+            "is_e164",
+            "is_valid_uscc",
+        ):
+            continue
+        model = nodes.get(node["attached_node"] or "")
+        table = model and model["config"]["materialized"] in ("table", "incremental")
+        if not table or node["config"].get("where") or node["config"]["severity"].lower() != "error":
+            continue
+        expression = f"{meta['kwargs'].get('expression', '')} {meta['kwargs'].get('where_clause') or ''}"
+        if meta["name"] == "expression_is_true" and UNFIT_EXPRESSION.search(expression):
+            continue
+        (enforced if ROW_CHECK in node["compiled_code"] else scanned).append(node["name"])
+    assert len(enforced) > 20
+    assert scanned == []

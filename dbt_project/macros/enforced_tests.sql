@@ -206,7 +206,7 @@ where not {{ enforced_condition(model, [column_name], 'not_null') }}
         {%- endif -%}
     {%- elif test_name == 'is_e164' and column -%}
         {%- set prefix = kwargs.get('country_prefix') -%}
-        {%- set check = column ~ " is null or (" ~ column ~ " ~ '^\\+[1-9][0-9]{7,14}$'" -%}
+        {%- set check = column ~ " is null or (" ~ column ~ " ~ " ~ e164_pattern() -%}
         {%- if prefix -%}
             {%- set check = check ~ " and left(" ~ column ~ ", " ~ (prefix | length) ~ ") = '" ~ prefix ~ "'" -%}
         {%- endif -%}
@@ -293,4 +293,10 @@ where not {{ row_rule_condition(model, rule) }}
     {%- for name in adds | sort %}
         add constraint {{ adapter.quote(name) }} check ({{ wanted[name] }}){{ "," if not loop.last }}
     {%- endfor %}
+{%- endmacro %}
+
+{#- The E.164 pattern ('+', country code and subscriber number: 8-15 digits) as a SQL literal: the
+    is_e164 test's scan and its CHECK constraint. -#}
+{% macro e164_pattern() -%}
+    '^\+[1-9][0-9]{7,14}$'
 {%- endmacro %}

@@ -11,7 +11,7 @@ from {{ model }}
 where
     {{ column_name }} is not null
     and (
-        {{ column_name }} !~ '^\+[1-9][0-9]{7,14}$'
+        {{ column_name }} !~ {{ e164_pattern() }}
         {%- if country_prefix %}
         or left({{ column_name }}, {{ country_prefix | length }}) <> '{{ country_prefix }}'
         {%- endif %}

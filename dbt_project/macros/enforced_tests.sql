@@ -114,7 +114,8 @@ where not {{ enforced_condition(model, [column_name], 'not_null') }}
 
 {#- Post-hook: declare NOT NULL, on this table or incremental model, every column with a `not_null`
     data test of severity error and no `where` config, that is not NOT NULL yet. Nothing to do (no
-    statement, no lock) when they all are, as on every incremental run after the first. -#}
+    ALTER, no lock; one catalog query as the hook is rendered) when they all are, as on every
+    incremental run after the first. -#}
 {% macro enforce_tested_not_null() -%}
     {%- if not execute or model.config.materialized not in ('table', 'incremental') -%}
         {{ return('') }}
@@ -259,8 +260,9 @@ where not {{ row_rule_condition(model, rule) }}
 {% endmacro %}
 
 {#- Post-hook: the CHECK constraints of this table's row tests (row_rule): adds the missing ones
-    (one validating scan), drops those of tests that are gone or changed; nothing (no statement, no
-    lock) when they are in place, as on every incremental run after the first. -#}
+    (one validating scan), drops those of tests that are gone or changed; nothing (no ALTER, no lock;
+    one catalog query as the hook is rendered) when they are in place, as on every incremental run
+    after the first. -#}
 {% macro enforce_tested_row_rules() -%}
     {%- if not execute or model.config.materialized not in ('table', 'incremental') -%}
         {{ return('') }}

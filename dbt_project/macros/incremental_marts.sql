@@ -10,7 +10,7 @@
 {#- md5 of what a mart's rows depend on besides its inputs: the vars named, the as-of date (for rules
     evaluated on a day, such as days overdue; today's date when var as_of_date is unset) and the
     identity configuration. -#}
-{% macro mart_rule_hash(var_names=[], as_of=false, identity=false) -%}
+{% macro mart_rule_hash(var_names=[], as_of=false, identity=false, suppressions=false) -%}
     {%- set parts = {} -%}
     {%- for name in var_names -%}
         {%- do parts.update({name: var(name)}) -%}
@@ -21,7 +21,23 @@
     {%- if identity -%}
         {%- do parts.update({'identity': identity_config_hash()}) -%}
     {%- endif -%}
+    {%- if suppressions and execute -%}
+        {%- do parts.update({'suppressions': suppressions_hash()}) -%}
+    {%- endif -%}
     {{- return(local_md5(tojson(parts, sort_keys=true))) -}}
+{%- endmacro %}
+
+{#- md5 of the contacts on the suppression list (ops.contact_suppressions), which withdraw consent:
+    a list kept by hand and by the push flows, small and rarely changed. -#}
+{% macro suppressions_hash() -%}
+    {%- set suppressions = source('ops', 'contact_suppressions') -%}
+    {%- if is_unit_test_fixture(suppressions) -%}
+        {{- return('fixture') -}}
+    {%- endif -%}
+    {%- set query -%}
+        select md5(coalesce(string_agg(contact, ',' order by contact), '')) from {{ suppressions }}
+    {%- endset -%}
+    {{- return(run_query(query).columns[0].values()[0]) -}}
 {%- endmacro %}
 
 {#- The day as_of_date() evaluates to, as text: the var, else the database's current date. -#}
@@ -145,10 +161,15 @@
 {%- endmacro %}
 
 {#- dim_customer's keys to recompute: mart_touched_keys, and the customers whose lifecycle columns
-    differ from the table's (new orders, tickets, consent, a new as-of day). -#}
+    changed (int_customer_lifecycle's key change log; when it cannot be known, those whose lifecycle
+    columns differ from the table's: new orders, tickets, consent, a new as-of day). -#}
 {% macro dim_customer_touched_keys() -%}
+    {%- set lifecycle_changes = changed_keys_query(['int_customer_lifecycle']) -%}
     {{ mart_touched_keys() }}
     union
+    {%- if lifecycle_changes %}
+    select key_value from ({{ lifecycle_changes }}) as lifecycle_changes
+    {%- else %}
     select lifecycle.customer_key
     from {{ ref('int_customer_lifecycle') }} as lifecycle
     left join {{ this }} as existing on lifecycle.customer_key = existing.customer_key
@@ -158,6 +179,7 @@
         is distinct from
         (existing.has_marketing_opt_in, existing.first_activity_on, existing.last_activity_on,
             existing.lifecycle_stage)
+    {%- endif %}
 {%- endmacro %}
 
 {#- The identity links with either end among the records of CTE `touched` (customer_record_id), each

@@ -5,7 +5,10 @@
     among all customers), so that no cheap change log names the rows to recompute, but of which a
     run changes few: the rows are computed in full (into dbt's temporary table), the table is not
     rewritten, its indexes are updated for the changed rows only, and the views on it (bi, analyst,
-    pii) stay in place while it builds. The result equals a full refresh by construction. -#}
+    pii) stay in place while it builds. The result equals a full refresh by construction.
+    Scoped: when the model's pre-hook made the temporary table sync_scope_keys (create_sync_scope:
+    the customers whose inputs changed), the model selects those customers' rows only and the
+    delete is limited to them too; every other row stays as it is. -#}
 {% macro get_incremental_sync_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
@@ -15,8 +18,14 @@
     {%- endif -%}
     {%- set keys = [unique_key] if unique_key is string else unique_key -%}
     {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | list -%}
+    {%- set scoped = sync_scope_exists() %}
     delete from {{ target }} as target
-    where not exists (
+    where
+        {%- if scoped %}
+        target.{{ adapter.quote(config.get('key_change_column', 'customer_key')) }}
+            = any(array(select key_value from pg_temp.sync_scope_keys)) and
+        {%- endif %}
+        not exists (
         select from {{ source }} as source
         where
             {%- for key in keys %}
@@ -36,4 +45,49 @@
             target.{{ adapter.quote(key) }} = source.{{ adapter.quote(key) }}{{ ' and' if not loop.last }}
             {%- endfor %}
     )
+{%- endmacro %}
+
+{#- Pre-hook of a scoped sync model: the temporary table sync_scope_keys of the customer keys to
+    recompute (changed_keys_query over `inputs`), when they can be known and the rules (`rule_hash`,
+    mart_rule_hash) are those the table was built with; else nothing, and the run syncs every row. -#}
+{% macro create_sync_scope(inputs, rule_hash) -%}
+    {%- set query = sync_scope_query(inputs, rule_hash) -%}
+    {%- if query -%}
+    create temporary table sync_scope_keys on commit drop as
+    select distinct key_value from ({{ query }}) as changed where key_value is not null;
+    analyze pg_temp.sync_scope_keys
+    {%- else -%}
+    drop table if exists pg_temp.sync_scope_keys
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The keys query of create_sync_scope, or none (compute every row). -#}
+{% macro sync_scope_query(inputs, rule_hash) -%}
+    {%- if not mart_incremental(rule_hash) -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(changed_keys_query(inputs)) }}
+{%- endmacro %}
+
+{#- The `and` a scoped sync model adds to the `where` of its per-customer inputs (`column`: their
+    customer_key), when this run is scoped. -#}
+{% macro sync_scope_filter(inputs, rule_hash, column='customer_key') -%}
+    {%- if sync_scope_query(inputs, rule_hash) -%}
+    and {{ column }} = any(array(select key_value from pg_temp.sync_scope_keys))
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The same as a whole `where`. -#}
+{% macro sync_scope_where(inputs, rule_hash, column='customer_key') -%}
+    {%- if sync_scope_query(inputs, rule_hash) -%}
+    where {{ column }} = any(array(select key_value from pg_temp.sync_scope_keys))
+    {%- endif -%}
+{%- endmacro %}
+
+{#- This run is scoped: the pre-hook made sync_scope_keys (same session and transaction). -#}
+{% macro sync_scope_exists() -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {{ return(run_query("select to_regclass('pg_temp.sync_scope_keys') is not null").columns[0].values()[0]) }}
 {%- endmacro %}

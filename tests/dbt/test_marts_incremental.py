@@ -314,3 +314,65 @@ def test_golden_history_versions_the_touched_customers_only(wh: Warehouse) -> No
         "and dbt_valid_to is null",
         (changed,),
     ) != [("+8613900003333",)]
+
+
+#: the scoped 'sync' marts (key change logs, macros/key_changes.sql) and the per-customer column a
+#: tampered row carries
+SCOPED = {
+    "intermediate.int_customer_order_stats": "order_count",
+    "intermediate.int_customer_lifecycle": "lifecycle_stage",
+    "marts.customer_360": "customer_name",
+}
+
+
+def test_scoped_marts_recompute_only_the_customers_whose_inputs_changed(wh: Warehouse) -> None:
+    """int_customer_order_stats, int_customer_lifecycle and customer_360 recompute only the customers
+    their inputs logged as changed: a row of another customer, tampered with, stays as it is (a full
+    computation would repair it). A rebuilt input (a new table: its changes were not logged) makes
+    them compute every customer again, and the log keeps only what some consumer has not read."""
+    wh.run()
+    ordering = wh.key_of("erp:C001")
+    # a customer with orders (order statistics) and one without (whose RFM quintiles, in
+    # customer_segments, do not move when another customer orders)
+    (with_orders,) = [key for (key,) in wh.query(
+        "select customer_key from intermediate.int_customer_order_stats where customer_key <> %s "
+        "order by customer_key limit 1", (ordering,))]  # fmt: skip
+    (without_orders,) = [key for (key,) in wh.query(
+        "select customer_key from marts.customer_360 where order_count = 0 "
+        "order by customer_key limit 1")]  # fmt: skip
+    other = {"order_count": with_orders, "lifecycle_stage": without_orders, "customer_name": without_orders}
+    tampered = {"order_count": 999, "lifecycle_stage": "churned", "customer_name": "篡改"}
+    with psycopg.connect(wh.db.url, autocommit=True) as conn:
+        # behind the log's back (triggers off): a steward's update would be logged and recomputed
+        conn.execute("set session_replication_role = replica")
+        for table, column in SCOPED.items():
+            conn.execute(f"update {table} set {column} = %s where customer_key = %s",
+                         (tampered[column], other[column]))  # fmt: skip
+    ((orders_before,),) = wh.query(
+        "select order_count from intermediate.int_customer_order_stats where customer_key = %s", (ordering,)
+    )
+    wh.land("erp", "sales_orders", "SO10",
+            {"order_no": "SO10", "cust_no": "C001", "order_date": "2024-03-08", "status": "completed",
+             "amount": 99, "currency": "CNY", "modified_time": datetime.now(UTC).isoformat()})  # fmt: skip
+    wh.run()
+
+    assert wh.query(
+        "select order_count from intermediate.int_customer_order_stats where customer_key = %s", (ordering,)
+    ) == [(orders_before + 1,)]
+    assert wh.query("select order_count from marts.customer_360 where customer_key = %s", (ordering,)) == [
+        (orders_before + 1,)
+    ]
+    for table, column in SCOPED.items():
+        assert wh.query(f"select {column} from {table} where customer_key = %s", (other[column],)) == [
+            (tampered[column],)
+        ], table
+    # every consumer of fct_orders has read its entries: none kept
+    assert wh.query("select count(*) from ops.key_changes where relation_name = 'marts.fct_orders'") == [(0,)]
+
+    wh.run("--full-refresh", select=selector("fct_orders"))
+    wh.run()
+    for table, column in SCOPED.items():
+        assert wh.query(f"select {column} from {table} where customer_key = %s", (other[column],)) != [
+            (tampered[column],)
+        ], table
+    wh.assert_incremental_equals_full(("customer_360",))

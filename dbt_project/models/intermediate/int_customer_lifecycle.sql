@@ -5,7 +5,14 @@
       prospect        known to a business system (CRM, ERP, OA, call center) but never ordered
       active_customer last order within lifecycle_active_days (exactly that many days still counts)
       dormant         last order older than that, up to lifecycle_churned_after_days
-      churned         no order for longer than lifecycle_churned_after_days -#}
+      churned         no order for longer than lifecycle_churned_after_days
+    Incremental (sync, scoped): a run recomputes the customers whose rows in the inputs changed (their
+    key change logs; a changed record rewrites its crosswalk row); a new as-of day, other lifecycle
+    thresholds or a changed suppression list recompute every customer. -#}
+{%- set inputs = ['customer_crosswalk', 'int_customer_order_stats', 'fct_orders', 'fct_service_tickets',
+                  'fct_contracts', 'fct_leads'] %}
+{%- set rule_hash = mart_rule_hash(['lifecycle_active_days', 'lifecycle_churned_after_days'], as_of=true,
+                                   suppressions=true) %}
 {{
     config(
         materialized='incremental',
@@ -15,35 +22,51 @@
         indexes=[
             {'columns': ['customer_key'], 'unique': true},
         ],
+        pre_hook="{{ create_sync_scope(['customer_crosswalk', 'int_customer_order_stats', 'fct_orders',
+                  'fct_service_tickets', 'fct_contracts', 'fct_leads'],
+                  mart_rule_hash(['lifecycle_active_days', 'lifecycle_churned_after_days'], as_of=true,
+                  suppressions=true)) }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(['lifecycle_active_days', 'lifecycle_churned_after_days'],
+             as_of=true, suppressions=true)) }}",
+            "{{ mark_key_changes_read(['customer_crosswalk', 'int_customer_order_stats', 'fct_orders',
+             'fct_service_tickets', 'fct_contracts', 'fct_leads']) }}",
+            "{{ log_key_changes() }}",
+        ],
     )
 }}
 
-{#- not materialized: read twice (consent, membership); inlined, the planner keeps the table's
-    statistics (a materialized CTE estimates 200 customers and nests a million index lookups) -#}
 with crosswalk as not materialized (
     select * from {{ ref('customer_crosswalk') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 order_stats as (
     select * from {{ ref('int_customer_order_stats') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 orders as (
     select * from {{ ref('fct_orders') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 tickets as (
     select * from {{ ref('fct_service_tickets') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 contracts as (
     select * from {{ ref('fct_contracts') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 leads as (
     select * from {{ ref('fct_leads') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
+-- not an input of the scope: a changed record rewrites its crosswalk row, which logs its key
 customer_records as (
     select * from {{ ref('int_customer_records') }}
 ),

@@ -1,6 +1,9 @@
 {#- One row per customer_key with at least one order dated on or before as_of_date(): counts, value,
     first / last order and recency. Cancelled orders count for nothing; a refund subtracts its value
-    and is not an order. -#}
+    and is not an order. Incremental (sync, scoped): a run recomputes the customers whose orders
+    changed (fct_orders' key change log); a new as-of day recomputes every customer. -#}
+{%- set inputs = ['fct_orders'] %}
+{%- set rule_hash = mart_rule_hash(as_of=true) %}
 {{
     config(
         materialized='incremental',
@@ -10,6 +13,12 @@
         indexes=[
             {'columns': ['customer_key'], 'unique': true},
         ],
+        pre_hook="{{ create_sync_scope(['fct_orders'], mart_rule_hash(as_of=true)) }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(as_of=true)) }}",
+            "{{ mark_key_changes_read(['fct_orders']) }}",
+            "{{ log_key_changes() }}",
+        ],
     )
 }}
 
@@ -17,6 +26,7 @@ with orders as (
     select * from {{ ref('fct_orders') }}
     where customer_key is not null
         and order_date <= {{ as_of_date() }}
+        {{ sync_scope_filter(inputs, rule_hash) }}
 ),
 
 per_customer as (

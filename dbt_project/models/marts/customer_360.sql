@@ -1,5 +1,10 @@
 {#- One wide row per customer_key for BI and lookups: profile, orders, value, RFM, service,
-    receivables and segment tags. Indexed for lookups by customer_key and by phone. -#}
+    receivables and segment tags. Indexed for lookups by customer_key and by phone. Incremental (sync,
+    scoped): a run recomputes the customers whose rows in the inputs changed (their key change
+    logs); a new as-of day recomputes every customer. -#}
+{%- set inputs = ['dim_customer', 'int_customer_order_stats', 'customer_segments', 'fct_service_tickets',
+                  'fct_receivables', 'customer_alerts'] %}
+{%- set rule_hash = mart_rule_hash(as_of=true) %}
 {{
     config(
         materialized='incremental',
@@ -11,24 +16,35 @@
             {'columns': ['mobile_e164']},
             {'columns': ['phone_e164']},
         ],
+        pre_hook="{{ create_sync_scope(['dim_customer', 'int_customer_order_stats', 'customer_segments',
+                  'fct_service_tickets', 'fct_receivables', 'customer_alerts'], mart_rule_hash(as_of=true)) }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(as_of=true)) }}",
+            "{{ mark_key_changes_read(['dim_customer', 'int_customer_order_stats', 'customer_segments',
+             'fct_service_tickets', 'fct_receivables', 'customer_alerts']) }}",
+        ],
     )
 }}
 
 with customers as (
     select * from {{ ref('dim_customer') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 order_stats as (
     select * from {{ ref('int_customer_order_stats') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 segments as (
     select * from {{ ref('customer_segments') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 tickets as (
     select * from {{ ref('fct_service_tickets') }}
     where customer_key is not null
+        {{ sync_scope_filter(inputs, rule_hash) }}
 ),
 
 ticket_stats as (
@@ -49,6 +65,7 @@ receivables as (
         coalesce(sum(open_amount_cny) filter (where days_overdue > 0), 0)::numeric(18, 2) as overdue_receivables_cny
     from {{ ref('fct_receivables') }}
     where customer_key is not null and is_open
+        {{ sync_scope_filter(inputs, rule_hash) }}
     group by customer_key
 ),
 
@@ -57,6 +74,7 @@ alerts as (
         customer_key,
         string_agg(alert_type, ',' order by alert_type) as alert_types
     from {{ ref('customer_alerts') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
     group by customer_key
 ),
 

@@ -10,6 +10,7 @@
         indexes=[
             {'columns': ['customer_key', 'alert_type'], 'unique': true},
         ],
+        post_hook="{{ log_key_changes() }}",
     )
 }}
 

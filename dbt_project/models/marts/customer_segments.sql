@@ -13,6 +13,7 @@
         indexes=[
             {'columns': ['customer_key'], 'unique': true},
         ],
+        post_hook="{{ log_key_changes() }}",
     )
 }}
 

@@ -13,8 +13,10 @@
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), 'customer_key in (' ~ dim_customer_touched_keys() ~ ')') }}",
         post_hook=[
+            "{{ log_key_changes() }}",
             "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
             "{{ mark_landing_read() }}",
+            "{{ mark_key_changes_read(['int_customer_lifecycle']) }}",
         ],
     )
 }}
@@ -25,7 +27,7 @@
     provenance of every value is in customer_golden_provenance). Incremental (delete+insert): a run
     recomputes the customers holding a record changed, re-keyed or affected by identity resolution
     since the last run, the keys records left, and the customers whose lifecycle columns
-    (int_customer_lifecycle) differ from this table's; the pre-hook deletes their rows first (a
+    (int_customer_lifecycle) changed; the pre-hook deletes their rows first (a
     merged-away key's row stays deleted). A change of the identity configuration rebuilds it whole. -#}
 {%- set attributes = var('survivorship').keys() | list %}
 

@@ -31,7 +31,6 @@
              as_of=true, suppressions=true)) }}",
             "{{ mark_key_changes_read(['customer_crosswalk', 'int_customer_order_stats', 'fct_orders',
              'fct_service_tickets', 'fct_contracts', 'fct_leads']) }}",
-            "{{ log_key_changes() }}",
         ],
     )
 }}
@@ -75,16 +74,25 @@ suppressions as (
     select * from {{ source('ops', 'contact_suppressions') }}
 ),
 
+-- the records holding a suppressed contact, from the (short) list: index lookups per contact
+-- rather than a pass over every record of the customers at hand
+suppressed_records as (
+    select source_system, source_record_id from customer_records
+    where mobile_e164 in (select contact from suppressions)
+    union
+    select source_system, source_record_id from customer_records
+    where phone_e164 in (select contact from suppressions)
+    union
+    select source_system, source_record_id from customer_records
+    where email in (select contact from suppressions)
+),
+
 withdrawn as (
     select distinct crosswalk.customer_key
-    from customer_records
+    from suppressed_records
     inner join crosswalk
-        on customer_records.source_system = crosswalk.source_system
-        and customer_records.source_record_id = crosswalk.source_record_id
-    inner join suppressions
-        on suppressions.contact in (
-            customer_records.mobile_e164, customer_records.phone_e164, customer_records.email
-        )
+        on suppressed_records.source_system = crosswalk.source_system
+        and suppressed_records.source_record_id = crosswalk.source_record_id
 ),
 
 customers as (

@@ -17,7 +17,6 @@
         post_hook=[
             "{{ mark_mart_rules(mart_rule_hash(as_of=true)) }}",
             "{{ mark_key_changes_read(['fct_orders']) }}",
-            "{{ log_key_changes() }}",
         ],
     )
 }}

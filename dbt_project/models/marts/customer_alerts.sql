@@ -10,7 +10,6 @@
         indexes=[
             {'columns': ['customer_key', 'alert_type'], 'unique': true},
         ],
-        post_hook="{{ log_key_changes() }}",
     )
 }}
 

@@ -8,7 +8,6 @@
         indexes=[{'columns': ['customer_key']}, {'columns': ['source_system', 'source_record_id'], 'unique': true}],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), crosswalk_touched_rows()) }}",
         post_hook=[
-            "{{ log_key_changes() }}",
             "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
             "{{ mark_landing_read() }}",
         ],

@@ -13,7 +13,6 @@
         indexes=[
             {'columns': ['customer_key'], 'unique': true},
         ],
-        post_hook="{{ log_key_changes() }}",
     )
 }}
 

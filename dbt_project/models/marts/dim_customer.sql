@@ -13,7 +13,6 @@
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), 'customer_key in (' ~ dim_customer_touched_keys() ~ ')') }}",
         post_hook=[
-            "{{ log_key_changes() }}",
             "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
             "{{ mark_landing_read() }}",
             "{{ mark_key_changes_read(['int_customer_lifecycle']) }}",

@@ -14,7 +14,6 @@
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash([]), 'approval_id = any(array(' ~ mart_landed_ids(source('oa', 'contract_approvals')) ~ '))') }}",
         post_hook=[
-            "{{ log_key_changes() }}",
             "{{ mark_mart_rules(mart_rule_hash([])) }}",
             "{{ mark_landing_read() }}",
         ],

@@ -18,7 +18,6 @@
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(['fx_to_cny']), 'false') }}",
         post_hook=[
-            "{{ log_key_changes() }}",
             "{{ mark_mart_rules(mart_rule_hash(['fx_to_cny'])) }}",
             "{{ mark_landing_read() }}",
             "{% if is_incremental() %}delete from {{ this }} where order_id = any(array(select _record_id from {{ source('erp', 'sales_orders') }} where _deleted except select order_id from {{ ref('stg_erp__sales_orders') }} where order_id = any(array(select _record_id from {{ source('erp', 'sales_orders') }} where _deleted)))){% endif %}",

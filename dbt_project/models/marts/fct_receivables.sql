@@ -17,7 +17,6 @@
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(['fx_to_cny'], as_of=true), 'invoice_id = any(array(' ~ mart_landed_ids(source('erp', 'invoices')) ~ '))') }}",
         post_hook=[
-            "{{ log_key_changes() }}",
             "{{ mark_mart_rules(mart_rule_hash(['fx_to_cny'], as_of=true)) }}",
             "{{ mark_landing_read() }}",
         ],

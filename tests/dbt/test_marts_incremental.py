@@ -53,7 +53,8 @@ def selector(mart: str) -> str:
     return f"path:models/marts/{mart}.sql"
 
 
-SELECT = " ".join(f"+{selector(mart)}" for mart in MARTS)
+#: and monthly_order_trends (a table), which sums the incremental int_customer_monthly_orders
+SELECT = " ".join(f"+{selector(mart)}" for mart in (*MARTS, "monthly_order_trends"))
 #: no lookback: everything here lands well apart from the runs, and a lookback would re-read the
 #: previous run's changes (correct, but then the untouched-row checks could not tell)
 VARS = {"as_of_date": AS_OF_DATE, "staging_lookback_minutes": 0}
@@ -186,6 +187,14 @@ def test_incremental_marts_equal_a_full_refresh(wh: Warehouse) -> None:
     # and the two other customers the change batch touched: 4 of 20 rows in all
     assert len(rewritten) <= 4 < len(after["customer_360"]) - len(rewritten)
     wh.assert_incremental_equals_full()
+    # the monthly trends sum int_customer_monthly_orders (kept per customer by delta): the same as
+    # when that table is built whole
+    trends = "select * from marts.monthly_order_trends order by order_month"
+    months = "select * from intermediate.int_customer_monthly_orders order by customer_key, order_month"
+    incremental = wh.query(trends), wh.query(months)
+    wh.run("--full-refresh", select="path:models/intermediate/int_customer_monthly_orders.sql "
+           "path:models/marts/monthly_order_trends.sql")  # fmt: skip
+    assert (wh.query(trends), wh.query(months)) == incremental
 
 
 def test_a_rule_change_rebuilds_the_mart_whole(wh: Warehouse) -> None:
@@ -320,16 +329,18 @@ def test_golden_history_versions_the_touched_customers_only(wh: Warehouse) -> No
 #: tampered row carries
 SCOPED = {
     "intermediate.int_customer_order_stats": "order_count",
+    "intermediate.int_customer_monthly_orders": "orders",
     "intermediate.int_customer_lifecycle": "lifecycle_stage",
     "marts.customer_360": "customer_name",
 }
 
 
 def test_scoped_marts_recompute_only_the_customers_whose_inputs_changed(wh: Warehouse) -> None:
-    """int_customer_order_stats, int_customer_lifecycle and customer_360 recompute only the customers
-    their inputs logged as changed: a row of another customer, tampered with, stays as it is (a full
-    computation would repair it). A rebuilt input (a new table: its changes were not logged) makes
-    them compute every customer again, and the log keeps only what some consumer has not read."""
+    """int_customer_order_stats, int_customer_monthly_orders, int_customer_lifecycle and customer_360
+    recompute only the customers their inputs logged as changed: a row of another customer, tampered
+    with, stays as it is (a full computation would repair it). A rebuilt input (a new table: its
+    changes were not logged) makes them compute every customer again, and the log keeps only what
+    some reader has not read."""
     wh.run()
     ordering = wh.key_of("erp:C001")
     # a customer with orders (order statistics) and one without (whose RFM quintiles, in
@@ -340,8 +351,9 @@ def test_scoped_marts_recompute_only_the_customers_whose_inputs_changed(wh: Ware
     (without_orders,) = [key for (key,) in wh.query(
         "select customer_key from marts.customer_360 where order_count = 0 "
         "order by customer_key limit 1")]  # fmt: skip
-    other = {"order_count": with_orders, "lifecycle_stage": without_orders, "customer_name": without_orders}
-    tampered = {"order_count": 999, "lifecycle_stage": "churned", "customer_name": "篡改"}
+    other = {"order_count": with_orders, "orders": with_orders, "lifecycle_stage": without_orders,
+             "customer_name": without_orders}  # fmt: skip
+    tampered = {"order_count": 999, "orders": 999, "lifecycle_stage": "churned", "customer_name": "篡改"}
     with psycopg.connect(wh.db.url, autocommit=True) as conn:
         # behind the log's back (triggers off): a steward's update would be logged and recomputed
         conn.execute("set session_replication_role = replica")
@@ -363,16 +375,45 @@ def test_scoped_marts_recompute_only_the_customers_whose_inputs_changed(wh: Ware
         (orders_before + 1,)
     ]
     for table, column in SCOPED.items():
-        assert wh.query(f"select {column} from {table} where customer_key = %s", (other[column],)) == [
-            (tampered[column],)
-        ], table
+        values = wh.query(f"select distinct {column} from {table} where customer_key = %s", (other[column],))
+        assert values == [(tampered[column],)], table
     # every consumer of fct_orders has read its entries: none kept
     assert wh.query("select count(*) from ops.key_changes where relation_name = 'marts.fct_orders'") == [(0,)]
 
     wh.run("--full-refresh", select=selector("fct_orders"))
     wh.run()
     for table, column in SCOPED.items():
-        assert wh.query(f"select {column} from {table} where customer_key = %s", (other[column],)) != [
-            (tampered[column],)
-        ], table
+        values = wh.query(f"select distinct {column} from {table} where customer_key = %s", (other[column],))
+        assert values != [(tampered[column],)], table
     wh.assert_incremental_equals_full(("customer_360",))
+
+
+def test_relationships_tests_check_the_rows_whose_keys_changed(wh: Warehouse) -> None:
+    """A relationships test that passed checks, next time, only the child rows whose key (or whose
+    parent's key) a write logged since: an orphan written behind the log's back goes unseen, a logged
+    one fails the test, and a failed test checks every row next time (finding both)."""
+    wh.run()
+    check = "relationships_fct_orders_customer_key__customer_key__ref_dim_customer_"
+
+    def test_fct_orders() -> dict[str, tuple[str, int]]:
+        args = ["test", "--select", selector("fct_orders"), "--vars", json.dumps(VARS)]
+        result = run_dbt(args, wh.db, wh.tmp)
+        results = json.loads((wh.tmp / "target" / "run_results.json").read_text())["results"]
+        assert results, result.stdout[-2000:]
+        return {r["unique_id"].split(".")[2]: (r["status"], r["failures"]) for r in results}
+
+    assert test_fct_orders()[check] == ("pass", 0)  # every row: it never passed before
+    orphan = (
+        "insert into marts.fct_orders (order_id, customer_key, order_date, order_month, currency, amount, "
+        "amount_cny, net_amount_cny, order_status, is_cancelled, is_refund, loaded_at) "
+        "values (%s, %s, '2024-03-01', '2024-03-01', 'CNY', 1, 1, 1, 'completed', false, false, now())"
+    )
+    with psycopg.connect(wh.db.url, autocommit=True) as conn:
+        conn.execute("set session_replication_role = replica")  # triggers off: not logged
+        conn.execute(orphan, ("SO-UNLOGGED", "C-NO-SUCH-CUSTOMER-1"))
+    assert test_fct_orders()[check] == ("pass", 0)  # only what was logged since it passed
+    wh.execute(orphan, ("SO-LOGGED", "C-NO-SUCH-CUSTOMER-2"))
+    assert test_fct_orders()[check] == ("fail", 1)
+    assert test_fct_orders()[check] == ("fail", 2)  # after a failure: every row
+    wh.execute("delete from marts.fct_orders where order_id in ('SO-UNLOGGED', 'SO-LOGGED')")
+    assert test_fct_orders()[check] == ("pass", 0)

@@ -280,9 +280,11 @@
 {%- endmacro %}
 
 {#- The last key change this relationships test has checked (entries after it need checking), or
-    none for all rows: it never passed, or a table has not logged every change since. -#}
+    none for all rows: it never passed, a table has not logged every change since, or var
+    relationships_full_check asks for every row. -#}
 {% macro relationships_checked_change(child, column_name, parent, field) -%}
-    {%- if not execute or config.get('where') or child is string or parent is string
+    {%- if not execute or var('relationships_full_check', false) or config.get('where')
+          or child is string or parent is string
           or is_unit_test_fixture(child)
           or adapter.get_relation(database=target.database, schema='ops', identifier='key_change_checks') is none -%}
         {{ return(none) }}
@@ -343,25 +345,35 @@
     {%- if failed %}
     delete from ops.key_change_checks where check_name = any({{ text_array(failed) }});
     {%- endif %}
-    -- per relation, the last entry every consumer and every check has read
-    with relations as (
-        select distinct relation_name from ops.key_changes
-    ),
-
-    read_through as (
+    -- per relation, the last entry every consumer and every check has read; when that is every
+    -- entry (a run that reached every reader: the usual case), truncate rather than delete row by
+    -- row (a million entries after an incremental run at 1M customers: 5.8 s to delete)
+    do $prune$
+    begin
+        create temporary table key_changes_read_through on commit drop as
         select
             relations.relation_name,
-            least(
+            coalesce(least(
                 (select min(consumed_change_id) from ops.key_change_consumers as consumers
                  where consumers.relation_name = relations.relation_name),
                 (select min(checked_change_id) from ops.key_change_checks as checks
                  where relations.relation_name in (checks.child_relation, checks.parent_relation))
-            ) as change_id
-        from relations
-    )
-
-    delete from ops.key_changes
-    using read_through
-    where key_changes.relation_name = read_through.relation_name
-        and key_changes.change_id <= coalesce(read_through.change_id, {{ 2 ** 62 }})
+            ), {{ 2 ** 62 }}) as change_id
+        from (select distinct relation_name from ops.key_changes) as relations;
+        if exists (
+            select from ops.key_changes
+            inner join key_changes_read_through as read_through
+                on key_changes.relation_name = read_through.relation_name
+            where key_changes.change_id > read_through.change_id
+        ) then
+            delete from ops.key_changes
+            using key_changes_read_through as read_through
+            where key_changes.relation_name = read_through.relation_name
+                and key_changes.change_id <= read_through.change_id;
+        else
+            truncate ops.key_changes;
+        end if;
+        drop table key_changes_read_through;
+    end
+    $prune$
 {%- endmacro %}

@@ -391,12 +391,13 @@ def test_scoped_marts_recompute_only_the_customers_whose_inputs_changed(wh: Ware
 def test_relationships_tests_check_the_rows_whose_keys_changed(wh: Warehouse) -> None:
     """A relationships test that passed checks, next time, only the child rows whose key (or whose
     parent's key) a write logged since: an orphan written behind the log's back goes unseen, a logged
-    one fails the test, and a failed test checks every row next time (finding both)."""
+    one fails the test, a failed test checks every row next time (finding both), and so does every
+    test with var relationships_full_check."""
     wh.run()
     check = "relationships_fct_orders_customer_key__customer_key__ref_dim_customer_"
 
-    def test_fct_orders() -> dict[str, tuple[str, int]]:
-        args = ["test", "--select", selector("fct_orders"), "--vars", json.dumps(VARS)]
+    def test_fct_orders(**vars: object) -> dict[str, tuple[str, int]]:
+        args = ["test", "--select", selector("fct_orders"), "--vars", json.dumps({**VARS, **vars})]
         result = run_dbt(args, wh.db, wh.tmp)
         results = json.loads((wh.tmp / "target" / "run_results.json").read_text())["results"]
         assert results, result.stdout[-2000:]
@@ -408,12 +409,22 @@ def test_relationships_tests_check_the_rows_whose_keys_changed(wh: Warehouse) ->
         "amount_cny, net_amount_cny, order_status, is_cancelled, is_refund, loaded_at) "
         "values (%s, %s, '2024-03-01', '2024-03-01', 'CNY', 1, 1, 1, 'completed', false, false, now())"
     )
-    with psycopg.connect(wh.db.url, autocommit=True) as conn:
-        conn.execute("set session_replication_role = replica")  # triggers off: not logged
-        conn.execute(orphan, ("SO-UNLOGGED", "C-NO-SUCH-CUSTOMER-1"))
+
+    def write_unlogged_orphan() -> None:
+        with psycopg.connect(wh.db.url, autocommit=True) as conn:
+            conn.execute("set session_replication_role = replica")  # triggers off: not logged
+            conn.execute(orphan, ("SO-UNLOGGED", "C-NO-SUCH-CUSTOMER-1"))
+
+    write_unlogged_orphan()
     assert test_fct_orders()[check] == ("pass", 0)  # only what was logged since it passed
     wh.execute(orphan, ("SO-LOGGED", "C-NO-SUCH-CUSTOMER-2"))
     assert test_fct_orders()[check] == ("fail", 1)
     assert test_fct_orders()[check] == ("fail", 2)  # after a failure: every row
     wh.execute("delete from marts.fct_orders where order_id in ('SO-UNLOGGED', 'SO-LOGGED')")
+    assert test_fct_orders()[check] == ("pass", 0)
+    # the periodic full check sees what the scoped one cannot
+    write_unlogged_orphan()
+    assert test_fct_orders()[check] == ("pass", 0)
+    assert test_fct_orders(relationships_full_check=True)[check] == ("fail", 1)
+    wh.execute("delete from marts.fct_orders where order_id = 'SO-UNLOGGED'")
     assert test_fct_orders()[check] == ("pass", 0)

@@ -303,6 +303,24 @@
     {{ return(rows[0][0] | int) }}
 {%- endmacro %}
 
+{#- [check name, child relation, parent relation] of a relationships test node (without `where`,
+    between two models), else none. -#}
+{% macro relationships_check(node) -%}
+    {%- if node.resource_type != 'test' or (node.test_metadata or {}).get('name') != 'relationships'
+          or node.config.where -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set parents = relationships_parents(node) -%}
+    {%- if parents | length != 1 or parents[0] not in graph.nodes or node.attached_node not in graph.nodes -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set child, parent = graph.nodes[node.attached_node], graph.nodes[parents[0]] -%}
+    {%- set child_name = child.schema ~ '.' ~ (child.alias or child.name) -%}
+    {%- set parent_name = parent.schema ~ '.' ~ (parent.alias or parent.name) -%}
+    {%- set name = child_name ~ '.' ~ node.column_name ~ ' -> ' ~ parent_name ~ '.' ~ node.test_metadata.kwargs.get('field') -%}
+    {{ return([name, child_name, parent_name]) }}
+{%- endmacro %}
+
 {#- on-run-end: a relationships test that passed need check only what is logged after this run;
     one that failed, warned, errored or was skipped checks everything next time. Then the entries every
     consumer and every check has read are dropped. -#}
@@ -312,24 +330,25 @@
     {%- endif -%}
     {%- set passed, failed = [], [] -%}
     {%- for result in results if result.node.unique_id in graph.nodes -%}
-        {%- set node = graph.nodes[result.node.unique_id] -%}
-        {%- if node.resource_type == 'test' and (node.test_metadata or {}).get('name') == 'relationships'
-              and not node.config.where -%}
-        {%- set parents = relationships_parents(node) -%}
-        {%- if parents | length == 1 and parents[0] in graph.nodes and node.attached_node in graph.nodes -%}
-            {%- set child = graph.nodes[node.attached_node] -%}
-            {%- set parent = graph.nodes[parents[0]] -%}
-            {%- set child_name = child.schema ~ '.' ~ (child.alias or child.name) -%}
-            {%- set parent_name = parent.schema ~ '.' ~ (parent.alias or parent.name) -%}
-            {%- set check = child_name ~ '.' ~ node.column_name ~ ' -> ' ~ parent_name ~ '.' ~ node.test_metadata.kwargs.get('field') -%}
-            {%- if result.status == 'pass' -%}
-                {%- do passed.append([check, child_name, parent_name]) -%}
-            {%- else -%}
-                {%- do failed.append(check) -%}
-            {%- endif -%}
-        {%- endif -%}
+        {%- set check = relationships_check(graph.nodes[result.node.unique_id]) -%}
+        {%- if check and result.status == 'pass' -%}
+            {%- do passed.append(check) -%}
+        {%- elif check -%}
+            {%- do failed.append(check[0]) -%}
         {%- endif -%}
     {%- endfor -%}
+    {#- the positions of checks and consumers no longer in the project would keep entries forever -#}
+    {%- set known_checks, known_models = [], [] -%}
+    {%- for node in graph.nodes.values() -%}
+        {%- set check = relationships_check(node) -%}
+        {%- if check -%}
+            {%- do known_checks.append(check[0]) -%}
+        {%- elif node.resource_type == 'model' -%}
+            {%- do known_models.append(node.schema ~ '.' ~ (node.alias or node.name)) -%}
+        {%- endif -%}
+    {%- endfor %}
+    delete from ops.key_change_checks where check_name <> all({{ text_array(known_checks) }});
+    delete from ops.key_change_consumers where consumer <> all({{ text_array(known_models) }});
     {%- if passed %}
     insert into ops.key_change_checks (check_name, child_relation, parent_relation, checked_change_id)
     select checks.check_name, checks.child_relation, checks.parent_relation,

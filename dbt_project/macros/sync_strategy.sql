@@ -2,13 +2,13 @@
     every row, as a table model would, and a run writes only the difference. It deletes the rows
     whose key is gone or whose values changed, then inserts the rows whose key is not (or no longer)
     in the table. For marts whose rows each depend on many inputs, or on every other row (quintiles
-    among all customers), so that no cheap change log names the rows to recompute, but of which a
-    run changes few: the rows are computed in full (into dbt's temporary table), the table is not
-    rewritten, its indexes are updated for the changed rows only, and the views on it (bi, analyst,
-    pii) stay in place while it builds. The result equals a full refresh by construction.
-    Scoped: when the model's pre-hook made the temporary table sync_scope_keys (create_sync_scope:
-    the customers whose inputs changed), the model selects those customers' rows only and the
-    delete is limited to them too; every other row stays as it is. -#}
+    among all customers), of which a run changes few: the table is not rewritten, its indexes are
+    updated for the changed rows only, and the views on it (bi, analyst, pii) stay in place while it
+    builds. The result equals a full refresh by construction.
+    Scoped (per-customer marts: a customer_key column): when the model's pre-hook made the temporary
+    table sync_scope_keys (create_sync_scope: the customers whose inputs logged a change,
+    macros/key_changes.sql), the model selects those customers' rows only and the delete is limited
+    to them too; every other row stays as it is. -#}
 {% macro get_incremental_sync_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
@@ -22,8 +22,7 @@
     delete from {{ target }} as target
     where
         {%- if scoped %}
-        target.{{ adapter.quote(config.get('key_change_column', 'customer_key')) }}
-            = any(array(select key_value from pg_temp.sync_scope_keys)) and
+        target.customer_key = any(array(select key_value from pg_temp.sync_scope_keys)) and
         {%- endif %}
         not exists (
         select from {{ source }} as source
@@ -70,7 +69,8 @@
 {%- endmacro %}
 
 {#- The `and` a scoped sync model adds to the `where` of its per-customer inputs (`column`: their
-    customer_key), when this run is scoped. -#}
+    customer_key), when this run is scoped. Each such input needs an index on the column: without
+    one, every row would walk the whole array of keys. -#}
 {% macro sync_scope_filter(inputs, rule_hash, column='customer_key') -%}
     {%- if sync_scope_query(inputs, rule_hash) -%}
     and {{ column }} = any(array(select key_value from pg_temp.sync_scope_keys))

@@ -1,6 +1,10 @@
 {#- One row per customer_key and alert_type: every customer that needs attention on as_of_date and why.
     churn_risk (customer_churn_risk), complaint_spike (customer_complaint_anomalies) and payment_due
-    (payment_reminders, summed per customer). The push and alerting work reads this table. -#}
+    (payment_reminders, summed per customer). The push and alerting work reads this table.
+    Incremental (sync, scoped): a run recomputes the customers whose rows in the three inputs changed
+    (their key change logs); a new as-of day or other thresholds recompute every customer. -#}
+{%- set inputs = ['customer_churn_risk', 'customer_complaint_anomalies', 'payment_reminders'] %}
+{%- set rule_hash = mart_rule_hash(['segment_vip_min_lifetime_value', 'complaint_window_days'], as_of=true) %}
 {{
     config(
         materialized='incremental',
@@ -10,20 +14,31 @@
         indexes=[
             {'columns': ['customer_key', 'alert_type'], 'unique': true},
         ],
+        pre_hook="{{ create_sync_scope(['customer_churn_risk', 'customer_complaint_anomalies', 'payment_reminders'],
+                  mart_rule_hash(['segment_vip_min_lifetime_value', 'complaint_window_days'], as_of=true)) }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(['segment_vip_min_lifetime_value', 'complaint_window_days'],
+             as_of=true)) }}",
+            "{{ mark_key_changes_read(['customer_churn_risk', 'customer_complaint_anomalies',
+             'payment_reminders']) }}",
+        ],
     )
 }}
 
 with churn_risk as (
     select * from {{ ref('customer_churn_risk') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 complaint_spikes as (
     select * from {{ ref('customer_complaint_anomalies') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 reminders as (
     select * from {{ ref('payment_reminders') }}
     where customer_key is not null
+        {{ sync_scope_filter(inputs, rule_hash) }}
 ),
 
 payment_due as (

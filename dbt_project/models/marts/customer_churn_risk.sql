@@ -1,5 +1,10 @@
 {#- One row per customer_key at churn risk: a repeat buyer (at least churn_risk_min_orders orders)
-    with no order for more than churn_risk_days, not yet churned (lifecycle_churned_after_days). -#}
+    with no order for more than churn_risk_days, not yet churned (lifecycle_churned_after_days).
+    Incremental (sync, scoped): a run recomputes the customers whose order statistics changed (its
+    key change log); a new as-of day or other thresholds recompute every customer. -#}
+{%- set inputs = ['int_customer_order_stats'] %}
+{%- set rule_hash = mart_rule_hash(['churn_risk_min_orders', 'churn_risk_days', 'lifecycle_churned_after_days'],
+                                   as_of=true) %}
 {{
     config(
         materialized='incremental',
@@ -9,11 +14,19 @@
         indexes=[
             {'columns': ['customer_key'], 'unique': true},
         ],
+        pre_hook="{{ create_sync_scope(['int_customer_order_stats'], mart_rule_hash(['churn_risk_min_orders',
+                  'churn_risk_days', 'lifecycle_churned_after_days'], as_of=true)) }}",
+        post_hook=[
+            "{{ mark_mart_rules(mart_rule_hash(['churn_risk_min_orders', 'churn_risk_days',
+             'lifecycle_churned_after_days'], as_of=true)) }}",
+            "{{ mark_key_changes_read(['int_customer_order_stats']) }}",
+        ],
     )
 }}
 
 with order_stats as (
     select * from {{ ref('int_customer_order_stats') }}
+    {{ sync_scope_where(inputs, rule_hash) }}
 ),
 
 final as (

@@ -8,6 +8,7 @@
         on_schema_change='fail',
         indexes=[
             {'columns': ['invoice_id'], 'unique': true},
+            {'columns': ['customer_key']},
         ],
     )
 }}

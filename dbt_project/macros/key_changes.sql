@@ -162,13 +162,14 @@
     {{ relation.schema }}.{{ relation.identifier }}
 {%- endmacro %}
 
-{#- A condition: every change to the relation named by `relation_name_sql` since `since_sql` (a
-    condition on ops.key_changes, aliased key_changes) is logged: it has its triggers, and no null
-    entry (rebuilt, truncated, triggers new) since then. -#}
-{% macro key_changes_logged(relation_name_sql, since_sql) -%}
+{#- A condition: every change to `column` of the relation named by `relation_name_sql` since
+    `since_sql` (a condition on ops.key_changes, aliased key_changes) is logged: its triggers log that
+    column, and no null entry (rebuilt, truncated, triggers new) came since. -#}
+{% macro key_changes_logged(relation_name_sql, column, since_sql) -%}
     exists (
         select from pg_trigger
         where tgrelid = to_regclass({{ relation_name_sql }}) and tgname like 'c360\_keylog\_insert\_%'
+            and pg_get_triggerdef(pg_trigger.oid) like '%''{{ column }}''%'
     )
     and not exists (
         select from ops.key_changes
@@ -191,7 +192,7 @@
             inputs.relation_name,
             consumers.consumed_change_id,
             consumers.relation_oid is not distinct from to_regclass(inputs.relation_name)::oid
-            and {{ key_changes_logged('inputs.relation_name', 'key_changes.change_id > consumers.consumed_change_id') }}
+            and {{ key_changes_logged('inputs.relation_name', 'customer_key', 'key_changes.change_id > consumers.consumed_change_id') }}
             as knowable
         from unnest({{ text_array(key_change_input_names(inputs)) }}) as inputs (relation_name)
         left join ops.key_change_consumers as consumers
@@ -293,8 +294,8 @@
         select checks.checked_change_id
         from ops.key_change_checks as checks
         where checks.check_name = '{{ relationships_check_name(child, column_name, parent, field) }}'
-            and {{ key_changes_logged("'" ~ key_change_name(child) ~ "'", 'key_changes.change_id > checks.checked_change_id') }}
-            and {{ key_changes_logged("'" ~ key_change_name(parent) ~ "'", 'key_changes.change_id > checks.checked_change_id') }}
+            and {{ key_changes_logged("'" ~ key_change_name(child) ~ "'", column_name, 'key_changes.change_id > checks.checked_change_id') }}
+            and {{ key_changes_logged("'" ~ key_change_name(parent) ~ "'", field, 'key_changes.change_id > checks.checked_change_id') }}
     {%- endset -%}
     {%- set rows = run_query(query).rows -%}
     {%- if rows | length == 0 or rows[0][0] is none -%}

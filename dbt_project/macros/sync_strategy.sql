@@ -68,19 +68,13 @@
     {{ return(changed_keys_query(inputs)) }}
 {%- endmacro %}
 
-{#- The `and` a scoped sync model adds to the `where` of its per-customer inputs (`column`: their
-    customer_key), when this run is scoped. Each such input needs an index on the column: without
-    one, every row would walk the whole array of keys. -#}
-{% macro sync_scope_filter(inputs, rule_hash, column='customer_key') -%}
-    {%- if sync_scope_query(inputs, rule_hash) -%}
-    and {{ column }} = any(array(select key_value from pg_temp.sync_scope_keys))
-    {%- endif -%}
-{%- endmacro %}
-
-{#- The same as a whole `where`. -#}
-{% macro sync_scope_where(inputs, rule_hash, column='customer_key') -%}
-    {%- if sync_scope_query(inputs, rule_hash) -%}
-    where {{ column }} = any(array(select key_value from pg_temp.sync_scope_keys))
+{#- The condition a scoped sync model adds to its per-customer inputs (`column`: their customer_key)
+    when `scoped` (the model's `sync_scope_query(...) is not none`, decided once per model):
+    `keyword` 'and' inside a `where`, 'where' as a whole one. Each such input needs an index on the
+    column: without one, every row would walk the whole array of keys. -#}
+{% macro sync_scope_condition(scoped, keyword='and', column='customer_key') -%}
+    {%- if scoped -%}
+    {{ keyword }} {{ column }} = any(array(select key_value from pg_temp.sync_scope_keys))
     {%- endif -%}
 {%- endmacro %}
 

@@ -13,6 +13,7 @@
                   'fct_contracts', 'fct_leads'] %}
 {%- set rule_hash = mart_rule_hash(['lifecycle_active_days', 'lifecycle_churned_after_days'], as_of=true,
                                    suppressions=true) %}
+{%- set scoped = sync_scope_query(inputs, rule_hash) is not none %}
 {{
     config(
         materialized='incremental',
@@ -37,32 +38,32 @@
 
 with crosswalk as not materialized (
     select * from {{ ref('customer_crosswalk') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 order_stats as (
     select * from {{ ref('int_customer_order_stats') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 orders as (
     select * from {{ ref('fct_orders') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 tickets as (
     select * from {{ ref('fct_service_tickets') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 contracts as (
     select * from {{ ref('fct_contracts') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 leads as (
     select * from {{ ref('fct_leads') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 -- not an input of the scope: a changed record rewrites its crosswalk row, which logs its key

@@ -5,6 +5,7 @@
     first month is the customer's); a new as-of day recomputes every customer. -#}
 {%- set inputs = ['fct_orders'] %}
 {%- set rule_hash = mart_rule_hash(as_of=true) %}
+{%- set scoped = sync_scope_query(inputs, rule_hash) is not none %}
 {{
     config(
         materialized='incremental',
@@ -27,7 +28,7 @@ with orders as (
     where customer_key is not null
         and not is_cancelled
         and order_date <= {{ as_of_date() }}
-        {{ sync_scope_filter(inputs, rule_hash) }}
+        {{ sync_scope_condition(scoped) }}
 ),
 
 per_month as (

@@ -4,6 +4,7 @@
     changed (fct_orders' key change log); a new as-of day recomputes every customer. -#}
 {%- set inputs = ['fct_orders'] %}
 {%- set rule_hash = mart_rule_hash(as_of=true) %}
+{%- set scoped = sync_scope_query(inputs, rule_hash) is not none %}
 {{
     config(
         materialized='incremental',
@@ -25,7 +26,7 @@ with orders as (
     select * from {{ ref('fct_orders') }}
     where customer_key is not null
         and order_date <= {{ as_of_date() }}
-        {{ sync_scope_filter(inputs, rule_hash) }}
+        {{ sync_scope_condition(scoped) }}
 ),
 
 per_customer as (

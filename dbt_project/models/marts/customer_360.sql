@@ -5,6 +5,7 @@
 {%- set inputs = ['dim_customer', 'int_customer_order_stats', 'customer_segments', 'fct_service_tickets',
                   'fct_receivables', 'customer_alerts'] %}
 {%- set rule_hash = mart_rule_hash(as_of=true) %}
+{%- set scoped = sync_scope_query(inputs, rule_hash) is not none %}
 {{
     config(
         materialized='incremental',
@@ -28,23 +29,23 @@
 
 with customers as (
     select * from {{ ref('dim_customer') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 order_stats as (
     select * from {{ ref('int_customer_order_stats') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 segments as (
     select * from {{ ref('customer_segments') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 tickets as (
     select * from {{ ref('fct_service_tickets') }}
     where customer_key is not null
-        {{ sync_scope_filter(inputs, rule_hash) }}
+        {{ sync_scope_condition(scoped) }}
 ),
 
 ticket_stats as (
@@ -65,7 +66,7 @@ receivables as (
         coalesce(sum(open_amount_cny) filter (where days_overdue > 0), 0)::numeric(18, 2) as overdue_receivables_cny
     from {{ ref('fct_receivables') }}
     where customer_key is not null and is_open
-        {{ sync_scope_filter(inputs, rule_hash) }}
+        {{ sync_scope_condition(scoped) }}
     group by customer_key
 ),
 
@@ -74,7 +75,7 @@ alerts as (
         customer_key,
         string_agg(alert_type, ',' order by alert_type) as alert_types
     from {{ ref('customer_alerts') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
     group by customer_key
 ),
 

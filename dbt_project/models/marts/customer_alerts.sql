@@ -5,6 +5,7 @@
     (their key change logs); a new as-of day or other thresholds recompute every customer. -#}
 {%- set inputs = ['customer_churn_risk', 'customer_complaint_anomalies', 'payment_reminders'] %}
 {%- set rule_hash = mart_rule_hash(['segment_vip_min_lifetime_value', 'complaint_window_days'], as_of=true) %}
+{%- set scoped = sync_scope_query(inputs, rule_hash) is not none %}
 {{
     config(
         materialized='incremental',
@@ -27,18 +28,18 @@
 
 with churn_risk as (
     select * from {{ ref('customer_churn_risk') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 complaint_spikes as (
     select * from {{ ref('customer_complaint_anomalies') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 reminders as (
     select * from {{ ref('payment_reminders') }}
     where customer_key is not null
-        {{ sync_scope_filter(inputs, rule_hash) }}
+        {{ sync_scope_condition(scoped) }}
 ),
 
 payment_due as (

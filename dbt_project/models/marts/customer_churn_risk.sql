@@ -5,6 +5,7 @@
 {%- set inputs = ['int_customer_order_stats'] %}
 {%- set rule_hash = mart_rule_hash(['churn_risk_min_orders', 'churn_risk_days', 'lifecycle_churned_after_days'],
                                    as_of=true) %}
+{%- set scoped = sync_scope_query(inputs, rule_hash) is not none %}
 {{
     config(
         materialized='incremental',
@@ -26,7 +27,7 @@
 
 with order_stats as (
     select * from {{ ref('int_customer_order_stats') }}
-    {{ sync_scope_where(inputs, rule_hash) }}
+    {{ sync_scope_condition(scoped, 'where') }}
 ),
 
 final as (

@@ -50,7 +50,6 @@ match_values as {{ 'not materialized' if incremental else 'materialized' }} (
     select
         customer_record_id,
         customer_type,
-        customer_name,
         uscc,
         id_card_hash,
         email,

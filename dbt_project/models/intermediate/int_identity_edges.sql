@@ -77,16 +77,19 @@ steward_decisions as (
 ),
 
 {#- materialized in a full run: inline, the planner put the grouping of every piece of evidence under
-    a parallel join, and each of its workers grouped all of it again -#}
+    a parallel join, and each of its workers grouped all of it again. Grouped on the record ids
+    compared byte by byte (collate "C"), then labelled back to the database's collation: a sort of
+    the 3.6M evidence rows in parallel workers instead of reading them in the index's order (1M
+    records: 5.7 s against 9.8 s for the grouping; a locale's collation sorts through strcoll) -#}
 scored_pairs as {{ 'not materialized' if identity_incremental() else 'materialized' }} (
     select
-        record_id_a,
-        record_id_b,
+        (record_id_a collate "C") collate "default" as record_id_a,
+        (record_id_b collate "C") collate "default" as record_id_b,
         (1 - intermediate.product(1 - score))::numeric(6, 4) as match_score,
         string_agg(rule_name, ',' order by score desc, rule_name) as rules,
         count(*)::integer as evidence_count
     from evidence
-    group by record_id_a, record_id_b
+    group by record_id_a collate "C", record_id_b collate "C"
 ),
 
 rule_links as (

@@ -21,6 +21,11 @@
     - most_recent: the most recently updated record holding a value, then source rank;
     - most_frequent: the value most member records hold, then source rank, then recency.
     Nulls never survive; the record id breaks any remaining tie, so the result is deterministic.
+    Keys, values and record ids are sorted byte by byte (collate "C"; the columns keep the database's
+    collation): a locale's collation compares through strcoll, without abbreviated sort keys, and
+    these sorts of up to a million candidates per attribute made the full run's query 19.4 s
+    instead of 13.6 s at 1M records. Equal stays equal, so only the order of ties on the record id
+    can differ from the locale's, and it is as deterministic.
     Incremental: a run recomputes the customers (keys) holding a record affected since its last run
     (int_identity_affected_records) and the keys whose status changed (int_customer_key_registry);
     the pre-hook deletes their rows first, so merged-away and retired keys lose theirs. -#}
@@ -65,13 +70,13 @@ members as (
         source_updated_at,
         customer_record_id,
         {{ source_rank(rule['priority']) }} as source_rank,
-        count(*) over (partition by customer_key, {{ attribute }}) as value_frequency
+        count(*) over (partition by customer_key collate "C", {{ attribute }} collate "C") as value_frequency
     from members
     where {{ attribute }} is not null
 ),
 
 {{ attribute }}_survivor as (
-    select distinct on (customer_key)
+    select distinct on (customer_key collate "C")
         customer_key,
         '{{ attribute }}' as attribute,
         value,
@@ -81,7 +86,7 @@ members as (
         '{{ rule["strategy"] }}' as strategy
     from {{ attribute }}_candidates
     order by
-        customer_key,
+        customer_key collate "C",
         {%- if rule['strategy'] == 'source_priority' %}
         source_rank, source_updated_at desc nulls last,
         {%- elif rule['strategy'] == 'most_recent' %}
@@ -91,7 +96,7 @@ members as (
         {%- else %}
         {{ exceptions.raise_compiler_error("survivorship." ~ attribute ~ ": unknown strategy '" ~ rule['strategy'] ~ "' (source_priority, most_recent or most_frequent)") }}
         {%- endif %}
-        customer_record_id
+        customer_record_id collate "C"
 ),
 {%- endfor %}
 

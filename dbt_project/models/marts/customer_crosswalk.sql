@@ -63,13 +63,17 @@ record_links as (
     select record_id_b as customer_record_id, rules, match_score from edges
 ),
 
+{#- a record's links' rule lists joined, then split into its distinct rules (a few per record), not
+    every link's rules unnested first and sorted with the record ids (6.8M rows for 1M records) -#}
 links_per_record as (
     select
         customer_record_id,
-        string_agg(distinct rule_name, ',' order by rule_name) as matched_on,
+        (
+            select string_agg(distinct rule_name, ',' order by rule_name)
+            from unnest(string_to_array(string_agg(rules, ','), ',')) as rule_name
+        ) as matched_on,
         max(match_score) as best_match_score
     from record_links
-    cross join lateral unnest(string_to_array(rules, ',')) as rule_name
     group by customer_record_id
 ),
 

@@ -273,9 +273,9 @@
     value more records share, a switchboard or a placeholder email, is no evidence), with the value,
     the number of holders and what the field's rules compare (field_rule_columns: customer types,
     match names, match cities, what the precision guard compares): what the exact rules on that
-    field select from (each rule keeps its own holder limit). `values_cte` has those columns. `scope`: a relation or
-    CTE of customer_record_ids; when given, only the pairs with a record in it (incremental runs: the
-    values those records hold, each looked up by index). -#}
+    field select from (each rule keeps its own holder limit). `values_cte` has those columns.
+    `scope`: a relation or CTE of customer_record_ids; when given, only the pairs with a record in it
+    (incremental runs: the values those records hold, each looked up by index). -#}
 {% macro exact_field_pairs(field, values_cte, scope=none, max_holders=none) -%}
     {%- set cfg = var('identity') -%}
     {%- set max_holders = max_holders or cfg['max_records_per_value'] -%}

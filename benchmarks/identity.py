@@ -356,8 +356,18 @@ class BackendSampler(threading.Thread):
         self.peak_kb = 0
         self.peak_backends = 0
         self.samples = 0
-        self.readable = True
+        self._read_any = False  # some backend's /proc status was read
+        self._missed = False  # a sample listed backends and read none of them
         self._stop_event = threading.Event()
+
+    @property
+    def readable(self) -> bool:
+        """False when backends were listed but none could ever be read (another host or namespace).
+
+        One sample missing every backend is no proof: dbt opens and closes a connection per node, so
+        all the backends a sample lists may have exited before their /proc status is read.
+        """
+        return self._read_any or not self._missed
 
     def run(self) -> None:
         with psycopg.connect(self.db.with_dbname("postgres").url, autocommit=True) as conn:
@@ -370,8 +380,10 @@ class BackendSampler(threading.Thread):
                     )
                 ]
                 sizes = [_rss_kb(pid) for pid in pids]
-                if pids and not any(sizes):
-                    self.readable = False  # PostgreSQL on another host or in another namespace
+                if any(sizes):
+                    self._read_any = True
+                elif pids:
+                    self._missed = True
                 total = sum(s.get("RssAnon", 0) for s in sizes)
                 if total > self.peak_kb:
                     self.peak_kb, self.peak_backends = total, len(pids)

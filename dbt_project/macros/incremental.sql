@@ -143,8 +143,11 @@
 
 {#- Post-hook: ANALYZE the model's table when its statistics are missing or stale (more than a tenth
     of it changed since the last analyze), so the next model's joins are planned on real figures,
-    without paying a full ANALYZE on every small incremental run. -#}
+    without paying a full ANALYZE on every small incremental run. A view has no statistics of its own. -#}
 {% macro analyze_if_stale() -%}
+    {%- if model.config.materialized not in ('table', 'incremental') -%}
+    select 1
+    {%- else -%}
     do $analyze$
     begin
         if coalesce((
@@ -157,6 +160,7 @@
         end if;
     end
     $analyze$
+    {%- endif -%}
 {%- endmacro %}
 
 {#- The records logged in `log_relation` (int_identity_touched_records) since this model last

@@ -38,7 +38,7 @@ def test_build_and_docs_are_clean(dbt_warehouse: DbtWarehouse) -> None:
     }
     assert not_clean == {}
     unit_tests = [r for r in results if r["unique_id"].startswith("unit_test.")]
-    assert len(unit_tests) == 18  # staging, identity, golden record (8) + business rules (10)
+    assert len(unit_tests) == 20  # staging, identity, golden record (10) + business rules (10)
     assert dbt_warehouse.docs.returncode == 0, dbt_warehouse.docs.stdout[-3000:]
     assert "[WARNING]" not in dbt_warehouse.build.stdout + dbt_warehouse.docs.stdout
 
@@ -79,6 +79,8 @@ def test_models_land_in_their_layer_schema(dbt_warehouse: DbtWarehouse) -> None:
         "int_identity_touched_records",
         "int_identity_affected_records",
         "int_identity_evidence",
+        "int_identity_evidence_part_1",
+        "int_identity_evidence_part_2",
         "int_identity_edges",
         "int_identity_components",
         "int_identity_clusters",
@@ -218,8 +220,8 @@ def test_staging_keeps_only_the_latest_version(dbt_warehouse: DbtWarehouse) -> N
 def test_every_model_and_column_is_documented(dbt_warehouse: DbtWarehouse) -> None:
     manifest = json.loads((dbt_warehouse.target_path / "manifest.json").read_text())
     catalog = json.loads((dbt_warehouse.target_path / "catalog.json").read_text())
-    # 46 models + 2 snapshots + 23 read-layer views (16 bi, 5 analyst, 2 pii)
-    assert len(catalog["nodes"]) == 71
+    # 48 models + 2 snapshots + 23 read-layer views (16 bi, 5 analyst, 2 pii)
+    assert len(catalog["nodes"]) == 73
     # 12 registry entities, steward overrides, erasure tombstones, contact suppressions
     assert len(catalog["sources"]) == 15
     assert dictionary_problems(manifest, catalog) == []

@@ -15,8 +15,8 @@
 {#- First pass of clustering: the connected components of all links. Every linked record with its
     component (named after the component's smallest record id) and whether the component holds two
     different valid credit codes or ID numbers, i.e. joins customers that cannot be one.
-    intermediate.connected_components() (macro create_identity_support) propagates the smallest label
-    along the links with pointer jumping: a few set-based rounds at any size. Incremental: only the
+    intermediate.connected_components() (macro create_identity_support) is a union-find over the
+    links in one pass, each component named after its smallest record id. Incremental: only the
     records logged in int_identity_affected_records since the last run are clustered again (their
     old rows deleted by the pre-hook); they hold both ends of all their links. -#}
 

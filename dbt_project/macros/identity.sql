@@ -284,6 +284,27 @@
     Incremental: a run recomputes the evidence of every pair with a record logged in
     int_identity_touched_records since the part last consumed it (its pre-hook deletes it first); the
     other pairs' evidence cannot have changed. -#}
+{#- The config both evidence parts share: appended incrementally; the unique evidence id and the
+    record ids indexed (incremental runs find a touched record's pairs by them); the touched pairs
+    deleted before a run (pre-hook) and the change log marked consumed after it. -#}
+{% macro identity_evidence_part_config() -%}
+    {{ return({
+        'materialized': 'incremental',
+        'incremental_strategy': 'append',
+        'on_schema_change': 'fail',
+        'indexes': [
+            {'columns': ['evidence_id'], 'unique': true},
+            {'columns': ['record_id_a', 'record_id_b']},
+            {'columns': ['record_id_b']},
+        ],
+        'pre_hook': "{{ delete_touched_pairs(ref('int_identity_touched_records')) }}",
+        'post_hook': [
+            "{{ mark_identity_config() }}",
+            "{{ mark_consumed(ref('int_identity_touched_records'), 'touched_at') }}",
+        ],
+    }) }}
+{%- endmacro %}
+
 {% macro identity_evidence(part) -%}
 {%- set cfg = var('identity') %}
 {%- set part_2_fields = cfg.get('evidence_part_2_fields', []) %}

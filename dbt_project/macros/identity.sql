@@ -310,8 +310,12 @@
 {%- set part_2_fields = cfg.get('evidence_part_2_fields', []) %}
 {%- set exact_rules = [] %}
 {%- set fuzzy_rules = [] %}
-{%- for rule in cfg['exact_rules'] if (rule['field'] in part_2_fields) == (part == 2) %}{% do exact_rules.append(rule) %}{% endfor %}
-{%- for rule in cfg.get('fuzzy_rules', []) if (rule['field'] in part_2_fields) == (part == 2) %}{% do fuzzy_rules.append(rule) %}{% endfor %}
+{%- for rule in cfg['exact_rules'] if (rule['field'] in part_2_fields) == (part == 2) %}
+    {%- do exact_rules.append(rule) %}
+{%- endfor %}
+{%- for rule in cfg.get('fuzzy_rules', []) if (rule['field'] in part_2_fields) == (part == 2) %}
+    {%- do fuzzy_rules.append(rule) %}
+{%- endfor %}
 {%- set incremental = identity_incremental() %}
 {%- set scope = 'touched' if incremental else none %}
 {%- if not (exact_rules or fuzzy_rules) %}

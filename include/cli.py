@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,8 @@ from include.warehouse import embedded_running, ensure_database, ensure_warehous
 PY = sys.executable
 BIN = Path(PY).parent
 DEMO_SEED = 42
+#: dbt's partial-parse state in its target folder.
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 #: Extract DAGs first (in registry order), then dbt, the push, the freshness check.
 PIPELINE_DAGS = [
     *(f"extract_{s.name}" for s in load_sources()),
@@ -250,6 +253,31 @@ def run(args: list[str], env: dict[str, str], **kwargs) -> subprocess.CompletedP
     return subprocess.run(args, env=env, cwd=PROJECT_ROOT, check=True, **kwargs)
 
 
+def dbt_into_target(args: list[str], env: dict[str, str]) -> None:
+    """``dbt <args>`` on the project, its output written to a scratch folder and then moved file by
+    file into ``dbt_project/target`` (``os.replace``: each file is swapped whole). DAG files read
+    ``target/manifest.json`` whenever they are parsed (the scheduler's DAG processor, a test's
+    DagBag): dbt writes it in place, and a parse meanwhile would read half a manifest. The
+    partial-parse state goes into the scratch folder first, so dbt parses only what changed."""
+    target = DBT_PROJECT_DIR / "target"
+    target.mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=target))
+    try:
+        state = target / PARTIAL_PARSE_FILE
+        if state.exists():
+            shutil.copy2(state, scratch / PARTIAL_PARSE_FILE)
+        run(
+            [str(BIN / "dbt"), *args, "--project-dir", str(DBT_PROJECT_DIR), "--target-path", str(scratch)],
+            env,
+        )
+        for path in sorted(p for p in scratch.rglob("*") if p.is_file()):
+            dest = target / path.relative_to(scratch)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def airflow_metadata_url(warehouse_url: str) -> str:
     """The metadata database of the long-running Airflow (`make up`): ``<warehouse db>_airflow`` on
     the warehouse's server. SQLite serves ``airflow dags test`` (one process), not a scheduler,
@@ -281,7 +309,7 @@ def setup(
     run([PY, "-m", "include.sandbox", "start"], env)
     protect_landed_identifiers(url, env[PII_SALT_ENV])
     setup_roles(url)
-    run([str(BIN / "dbt"), "parse", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
+    dbt_into_target(["parse", "--quiet"], env)
     if with_airflow:
         airflow_home().mkdir(parents=True, exist_ok=True)
         run([str(BIN / "airflow"), "db", "migrate"], env, stdout=subprocess.DEVNULL)
@@ -365,7 +393,7 @@ def demo(args: argparse.Namespace) -> int:
             return 1
         say(f"{dag_id} succeeded in {time.monotonic() - started:.0f} s")
     say("generating the dbt docs (the data dictionary) ...")
-    run([str(BIN / "dbt"), "docs", "generate", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
+    dbt_into_target(["docs", "generate", "--quiet"], env)
     print_summary(env[WAREHOUSE_URL_ENV], run_started)
     say(f"demo finished in {time.monotonic() - t0:.0f} s")
     return 0
@@ -488,7 +516,7 @@ def test(args: argparse.Namespace) -> int:
 def docs(args: argparse.Namespace) -> int:
     env = setup(with_airflow=False)
     dbt = [str(BIN / "dbt")]
-    run([*dbt, "docs", "generate", "--project-dir", str(DBT_PROJECT_DIR), "--quiet"], env)
+    dbt_into_target(["docs", "generate", "--quiet"], env)
     say("dbt docs on http://127.0.0.1:8081 (Ctrl-C to stop)")
     cmd = [
         *dbt,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Iterator
 
@@ -43,3 +44,30 @@ def fresh_db(pg_server: PgUrl) -> Iterator[PgUrl]:
         yield db
     finally:
         drop_database(db)
+
+
+def _is_e2e(item: pytest.Item) -> bool:
+    return item.get_closest_marker("e2e") is not None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """End-to-end tests last: their demo runs go on in the background meanwhile (below)."""
+    items.sort(key=_is_e2e)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the end-to-end demo runs (tests/test_end_to_end.py) as soon as they are known to be
+    needed: they run beside the rest of the suite, and its first end-to-end test waits for them."""
+    if session.config.option.collectonly or not os.environ.get(WAREHOUSE_URL_ENV):
+        return
+    if any(_is_e2e(item) for item in session.items):
+        from tests.test_end_to_end import start_demo_runs  # noqa: PLC0415 - only when selected
+
+        start_demo_runs()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A session that ended before its end-to-end tests (``-x``, Ctrl-C) still stops their runs."""
+    e2e = sys.modules.get("tests.test_end_to_end")
+    if e2e is not None:
+        e2e.stop_demo_runs()

@@ -11,42 +11,39 @@ from __future__ import annotations
 
 import csv
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
+import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from itertools import combinations
+from pathlib import Path
 
 import httpx
 import psycopg
 import pytest
 
-from include.config import PROJECT_ROOT
+from include.config import PROJECT_ROOT, WAREHOUSE_URL_ENV, PgUrl
 from include.registry import load_sources
 from tests.conftest import create_database, drop_database
 
-pytestmark = pytest.mark.e2e
+# The first test waits for both demo runs (started when the tests were collected; up to two
+# DEMO_TIMEOUT_S when this module runs alone), beyond the suite's per-test timeout.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(3600)]
 
 CUSTOMERS = 400
+DEMO_TIMEOUT_S = 1500
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _demo(env: dict[str, str]) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "include.cli", "demo"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=1500,
-    )
-    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-6000:]
-    return proc
 
 
 #: (source system, record id) of the records the sync-back flows created in a source system.
@@ -81,43 +78,123 @@ def _counts(url: str) -> dict[str, int]:
     return out
 
 
-@pytest.fixture(scope="module")
-def demo_runs(pg_server, tmp_path_factory):
-    data = tmp_path_factory.mktemp("e2e")
-    warehouse = create_database(pg_server, "c360_e2e")
-    erp = create_database(pg_server, "c360_e2e_erp")
-    # Its own connections only: the demo derives them from the settings below, and one inherited
-    # from the calling environment (say the marketing API of `make test`'s own sandbox) would send
-    # the pushes to another sandbox.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-    env.update(
-        C360_DATA_DIR=str(data),
-        C360_WAREHOUSE_URL=warehouse.url,
-        C360_ERP_URL=erp.url,
-        C360_SANDBOX_PORT=str(_free_port()),
-        C360_DEMO_CUSTOMERS=str(CUSTOMERS),
-    )
-    env.pop("AIRFLOW_HOME", None)
-    try:
-        first = _demo(env)
-        after_first = _counts(warehouse.url)
-        golden_first = _golden(warehouse.url)
-        second = _demo(env)
-        yield {
-            "env": env,
-            "url": warehouse.url,
-            "data": data,
+class DemoRuns:
+    """The demo, twice, in a background thread, on its own warehouse and ERP databases, data folder,
+    sandbox port and change-event channels. tests/conftest.py starts it once the session's tests are
+    collected: the two runs are minutes of mostly one-core work in their own processes, and the rest
+    of the suite runs meanwhile (it ran after it, doubling the suite's time on two cores)."""
+
+    def __init__(self, server: PgUrl) -> None:
+        self.data = Path(tempfile.mkdtemp(prefix="c360-e2e-"))
+        self.warehouse = create_database(server, "c360_e2e")
+        self.erp = create_database(server, "c360_e2e_erp")
+        # Its own connections only: the demo derives them from the settings below, and one inherited
+        # from the calling environment (say the marketing API of `make test`'s own sandbox) would send
+        # the pushes to another sandbox.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+        env.update(
+            C360_DATA_DIR=str(self.data),
+            C360_WAREHOUSE_URL=self.warehouse.url,
+            C360_ERP_URL=self.erp.url,
+            C360_SANDBOX_PORT=str(_free_port()),
+            C360_DEMO_CUSTOMERS=str(CUSTOMERS),
+            # the sandbox publishes its changes on the same Redis as the event tests listen on
+            C360_EVENTS_CHANNEL_PREFIX=f"e2e_{uuid.uuid4().hex[:8]}.",
+        )
+        env.pop("AIRFLOW_HOME", None)
+        self.env = env
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen | None = None
+        self._stopped = False
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="e2e-demo")
+        self._future = self._pool.submit(self._run)
+
+    def _demo(self) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "include.cli", "demo"]
+        with self._lock:
+            if self._stopped:
+                raise RuntimeError("the end-to-end runs were stopped")
+            # its own process group: stop() ends the Airflow and dbt processes under it too
+            self._proc = proc = subprocess.Popen(
+                cmd,
+                env=self.env,
+                cwd=PROJECT_ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                start_new_session=True,
+            )
+        try:
+            stdout, stderr = proc.communicate(timeout=DEMO_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            self._kill()
+            raise
+        assert proc.returncode == 0, stdout[-6000:] + stderr[-6000:]
+        return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+    def _run(self) -> dict:
+        first = self._demo()
+        after_first = _counts(self.warehouse.url)
+        golden_first = _golden(self.warehouse.url)
+        second = self._demo()
+        return {
+            "env": self.env,
+            "url": self.warehouse.url,
+            "data": self.data,
             "first": first,
             "second": second,
             "after_first": after_first,
             "golden_first": golden_first,
         }
-    finally:
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait()
+
+    def result(self) -> dict:
+        """Both runs' outcome, once they are done (a failed run raises here)."""
+        return self._future.result()
+
+    def stop(self) -> None:
+        """End a run still going, then remove the sandbox, the databases and the data folder."""
+        with self._lock:
+            self._stopped = True
+            self._kill()
+        self._pool.shutdown(wait=True)
         subprocess.run(
-            [sys.executable, "-m", "include.sandbox", "stop"], env=env, cwd=PROJECT_ROOT, check=False
+            [sys.executable, "-m", "include.sandbox", "stop"], env=self.env, cwd=PROJECT_ROOT, check=False
         )
-        drop_database(warehouse)
-        drop_database(erp)
+        drop_database(self.warehouse)
+        drop_database(self.erp)
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+_runs: DemoRuns | None = None
+
+
+def start_demo_runs() -> DemoRuns:
+    """The session's end-to-end runs, started now if they are not yet."""
+    global _runs
+    if _runs is None:
+        _runs = DemoRuns(PgUrl.parse(os.environ[WAREHOUSE_URL_ENV]))
+    return _runs
+
+
+def stop_demo_runs() -> None:
+    global _runs
+    if _runs is not None:
+        _runs.stop()
+        _runs = None
+
+
+@pytest.fixture(scope="module")
+def demo_runs(pg_server):
+    runs = start_demo_runs()
+    try:
+        yield runs.result()
+    finally:
+        stop_demo_runs()
 
 
 def test_summary_is_printed(demo_runs):

@@ -258,7 +258,9 @@ def dbt_into_target(args: list[str], env: dict[str, str]) -> None:
     file into ``dbt_project/target`` (``os.replace``: each file is swapped whole). DAG files read
     ``target/manifest.json`` whenever they are parsed (the scheduler's DAG processor, a test's
     DagBag): dbt writes it in place, and a parse meanwhile would read half a manifest. The
-    partial-parse state goes into the scratch folder first, so dbt parses only what changed."""
+    partial-parse state goes into the scratch folder first, so dbt parses only what changed. The
+    manifest's ``compiled_path`` fields then name the scratch folder: dbt records there where it
+    wrote, and recomputes it on every compile (nothing reads it back)."""
     target = DBT_PROJECT_DIR / "target"
     target.mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=target))

@@ -82,7 +82,8 @@ class DemoRuns:
     """The demo, twice, in a background thread, on its own warehouse and ERP databases, data folder,
     sandbox port and change-event channels. tests/conftest.py starts it once the session's tests are
     collected: the two runs are minutes of mostly one-core work in their own processes, and the rest
-    of the suite runs meanwhile (it ran after it, doubling the suite's time on two cores)."""
+    of the suite runs meanwhile (run alone, after everything else, they were half the suite's time).
+    A failed run's data folder stays, with the Airflow logs of every DAG it ran."""
 
     def __init__(self, server: PgUrl) -> None:
         self.data = Path(tempfile.mkdtemp(prefix="c360-e2e-"))
@@ -129,7 +130,9 @@ class DemoRuns:
         except subprocess.TimeoutExpired:
             self._kill()
             raise
-        assert proc.returncode == 0, stdout[-6000:] + stderr[-6000:]
+        assert proc.returncode == 0, (
+            f"demo failed (logs: {self.data / 'airflow' / 'demo_logs'})\n" + stdout[-6000:] + stderr[-6000:]
+        )
         return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
     def _run(self) -> dict:
@@ -167,7 +170,8 @@ class DemoRuns:
         )
         drop_database(self.warehouse)
         drop_database(self.erp)
-        shutil.rmtree(self.data, ignore_errors=True)
+        if self._future.exception() is None:
+            shutil.rmtree(self.data, ignore_errors=True)
 
 
 _runs: DemoRuns | None = None

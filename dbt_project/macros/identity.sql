@@ -269,21 +269,6 @@
     $ac$;
 {% endmacro %}
 
-{#- The evidence rows of one part of the identity rules (int_identity_evidence_part_1 and _part_2,
-    which dbt builds at the same time; int_identity_evidence is their union): part 2 computes the
-    rules whose field is in var identity.evidence_part_2_fields, part 1 every other rule. One row per
-    pair of records and rule that found evidence they are one customer, with the values compared and
-    the rule's score. The rules, their scores and the guards are configured in dbt_project.yml (var
-    `identity`), not here:
-    - exact rules: the same standardised value, among values held by at most max_records_per_value
-      records (the rule's own, else the global one; so switchboards and placeholder emails are no
-      evidence);
-    - fuzzy rules: name similarity inside blocks (same city and name start), blocks of at most
-      max_block_size records.
-    Names are compared as match_name: the company-name key for companies, the name for persons.
-    Incremental: a run recomputes the evidence of every pair with a record logged in
-    int_identity_touched_records since the part last consumed it (its pre-hook deletes it first); the
-    other pairs' evidence cannot have changed. -#}
 {#- The config both evidence parts share: appended incrementally; the unique evidence id and the
     record ids indexed (incremental runs find a touched record's pairs by them); the touched pairs
     deleted before a run (pre-hook) and the change log marked consumed after it. -#}
@@ -305,6 +290,21 @@
     }) }}
 {%- endmacro %}
 
+{#- The evidence rows of one part of the identity rules (int_identity_evidence_part_1 and _part_2,
+    which dbt builds at the same time; int_identity_evidence is their union): part 2 computes the
+    rules whose field is in var identity.evidence_part_2_fields, part 1 every other rule. One row per
+    pair of records and rule that found evidence they are one customer, with the values compared and
+    the rule's score. The rules, their scores and the guards are configured in dbt_project.yml (var
+    `identity`), not here:
+    - exact rules: the same standardised value, among values held by at most max_records_per_value
+      records (the rule's own, else the global one; so switchboards and placeholder emails are no
+      evidence);
+    - fuzzy rules: name similarity inside blocks (same city and name start), blocks of at most
+      max_block_size records.
+    Names are compared as match_name: the company-name key for companies, the name for persons.
+    Incremental: a run recomputes the evidence of every pair with a record logged in
+    int_identity_touched_records since the part last consumed it (its pre-hook deletes it first); the
+    other pairs' evidence cannot have changed. -#}
 {% macro identity_evidence(part) -%}
 {%- set cfg = var('identity') %}
 {%- set part_2_fields = cfg.get('evidence_part_2_fields', []) %}

@@ -24,7 +24,11 @@
 -- depends_on: {{ source('marketing', 'leads') }}
 -- depends_on: {{ ref('int_customer_key_assignments') }}
 
-with crosswalk as (
+{# An incremental run reads the crosswalk by index for a few leads: not materialized (a materialized
+    CTE has neither index nor statistics). The per-customer systems are grouped once, materialized:
+    inline, the planner expected 200 customers and grouped them again for every lead (1,099 leads
+    against 1M crosswalk rows: 0.46-0.49 s, 0.1 s now). A full run reads every row: both as before. #}
+with crosswalk as {{ 'not materialized ' if mart_incremental(rule_hash) }}(
     select * from {{ ref('customer_crosswalk') }}
 ),
 
@@ -61,7 +65,7 @@ leads as (
 
 {%- endif %}
 
-systems_per_customer as (
+systems_per_customer as {{ 'materialized ' if mart_incremental(rule_hash) }}(
     select
         customer_key,
         string_agg(distinct source_system, ',' order by source_system)

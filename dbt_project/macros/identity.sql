@@ -598,14 +598,26 @@ select * from final
     {#- each scoped record (by index) against the other members of its block, in blocks of at most
         max_block_size (not every pair of a block with a scoped record and then those with one: 20x
         fewer candidates); a pair of two scoped records once, from its smaller id. Every condition
-        below is symmetric in a and b. #}
+        below is symmetric in a and b. The members of the scoped records' blocks are read once, and
+        counted as they are read: a block's members lie on as many pages as it has members, and
+        counting them for each scoped record, then reading them again for its pairs, took 1.6 s of
+        a 2.1 s query for 4,624 scoped companies of 1M records. #}
     from {{ values_cte }} as a
-    cross join lateral (
-        select count(*) as members from {{ values_cte }} as m
-        where m.customer_type = '{{ rule["customer_type"] }}'
-            {%- for col in blocks %} and m.{{ col }} = a.{{ col }}{% endfor %}
-    ) as block
-    inner join {{ values_cte }} as b
+    inner join (
+        select
+            m.*,
+            count(*) over (partition by {% for col in blocks %}m.{{ col }}{{ ', ' if not loop.last }}{% endfor %}) as block_members
+        from {{ values_cte }} as m
+        where
+            m.customer_type = '{{ rule["customer_type"] }}'
+            and ({% for col in blocks %}m.{{ col }}{{ ', ' if not loop.last }}{% endfor %}) in (
+                select {% for col in blocks %}s.{{ col }}{{ ', ' if not loop.last }}{% endfor %}
+                from {{ values_cte }} as s
+                where
+                    s.customer_record_id = any(array(select customer_record_id from {{ scope }}))
+                    and s.customer_type = '{{ rule["customer_type"] }}'
+            )
+    ) as b
         on
             {%- for col in blocks %}
             b.{{ col }} = a.{{ col }} and
@@ -613,7 +625,7 @@ select * from final
             b.customer_record_id <> a.customer_record_id
     where
         a.customer_record_id = any(array(select customer_record_id from {{ scope }}))
-        and block.members between 2 and {{ cfg['max_block_size'] }}
+        and b.block_members between 2 and {{ cfg['max_block_size'] }}
         and (
             a.customer_record_id < b.customer_record_id
             or b.customer_record_id not in (select customer_record_id from {{ scope }})

@@ -54,7 +54,11 @@ changed as (
         pending.old_customer_type,
         records.customer_type as new_customer_type
     from pending
-    left join records on pending.customer_record_id = records.customer_record_id
+    {#- by index: joined whole, the planner read every record for 10,000 changes (0.23 s) #}
+    left join (
+        select * from records
+        where customer_record_id = any(array(select customer_record_id from pending))
+    ) as records on pending.customer_record_id = records.customer_record_id
 ),
 
 {#- decisions made since the last run (less the lookback, for decisions that committed while it ran)

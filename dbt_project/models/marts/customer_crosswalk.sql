@@ -4,7 +4,7 @@
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[{'columns': ['customer_key']}, {'columns': ['source_system', 'source_record_id'], 'unique': true}],
+        indexes=[{'columns': ['customer_key']}],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), crosswalk_touched_rows()) }}",
         post_hook=[
             "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",

@@ -6,7 +6,6 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['customer_key'], 'unique': true},
             {'columns': ['mobile_e164']},
             {'columns': ['email']},
             {'columns': ['uscc']},

@@ -9,7 +9,6 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['approval_id'], 'unique': true},
             {'columns': ['customer_key']},
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash([]), 'approval_id = any(array(' ~ mart_landed_ids(source('oa', 'contract_approvals')) ~ '))') }}",

@@ -11,7 +11,6 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['lead_id'], 'unique': true},
             {'columns': ['customer_key']},
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash([]), 'lead_id = any(array(' ~ mart_landed_ids(source('marketing', 'leads')) ~ '))') }}",

@@ -12,7 +12,6 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['order_id'], 'unique': true},
             {'columns': ['customer_key']},
             {'columns': ['erp_customer_id']},
         ],

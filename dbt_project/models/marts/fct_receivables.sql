@@ -12,7 +12,6 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['invoice_id'], 'unique': true},
             {'columns': ['customer_key']},
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash(['fx_to_cny'], as_of=true), 'invoice_id = any(array(' ~ mart_landed_ids(source('erp', 'invoices')) ~ '))') }}",

@@ -10,7 +10,6 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['ticket_id'], 'unique': true},
             {'columns': ['customer_key']},
         ],
         pre_hook="{{ delete_mart_rows(mart_rule_hash([]), 'ticket_id = any(array(' ~ mart_landed_ids(source('callcenter', 'tickets')) ~ '))') }}",

@@ -7,7 +7,6 @@
         unique_key='invoice_id',
         on_schema_change='fail',
         indexes=[
-            {'columns': ['invoice_id'], 'unique': true},
             {'columns': ['customer_key']},
         ],
     )

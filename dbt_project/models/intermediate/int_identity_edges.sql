@@ -1,9 +1,12 @@
+{#- The pair's index is unique: the pair's uniqueness test then reads the catalog, not the table
+    (0.45 s of each incremental run at 1M records, on its critical path); record_id_a leads it, for
+    the lookups by a record. -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
-        indexes=[{'columns': ['record_id_a']}, {'columns': ['record_id_b']}],
+        indexes=[{'columns': ['record_id_a', 'record_id_b'], 'unique': true}, {'columns': ['record_id_b']}],
         pre_hook=[
             "{{ delete_touched_pairs(ref('int_identity_touched_records')) }}",
             "{{ '' if identity_incremental() else 'set local enable_nestloop = off; set local enable_mergejoin = off' }}",

@@ -605,17 +605,16 @@ select * from final
     from {{ values_cte }} as a
     inner join (
         select
-            m.*,
-            count(*) over (partition by {% for col in blocks %}m.{{ col }}{{ ', ' if not loop.last }}{% endfor %}) as block_members
-        from {{ values_cte }} as m
+            *,
+            count(*) over (partition by {{ blocks | join(', ') }}) as block_members
+        from {{ values_cte }}
         where
-            m.customer_type = '{{ rule["customer_type"] }}'
-            and ({% for col in blocks %}m.{{ col }}{{ ', ' if not loop.last }}{% endfor %}) in (
-                select {% for col in blocks %}s.{{ col }}{{ ', ' if not loop.last }}{% endfor %}
-                from {{ values_cte }} as s
+            customer_type = '{{ rule["customer_type"] }}'
+            and ({{ blocks | join(', ') }}) in (
+                select {{ blocks | join(', ') }} from {{ values_cte }}
                 where
-                    s.customer_record_id = any(array(select customer_record_id from {{ scope }}))
-                    and s.customer_type = '{{ rule["customer_type"] }}'
+                    customer_record_id = any(array(select customer_record_id from {{ scope }}))
+                    and customer_type = '{{ rule["customer_type"] }}'
             )
     ) as b
         on

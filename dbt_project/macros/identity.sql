@@ -271,14 +271,18 @@
 
 {#- The config both evidence parts share: appended incrementally; the unique evidence id and the
     record ids indexed (incremental runs find a touched record's pairs by them); the touched pairs
-    deleted before a run (pre-hook) and the change log marked consumed after it. -#}
+    deleted before a run (pre-hook) and the change log marked consumed after it.
+    The evidence id's unique index compares byte by byte (collate "C"): nothing looks an evidence id
+    up, the index only keeps ids unique, and equal is equal in either collation (the `unique` test's
+    catalog check accepts it). A locale's collation sorts through strcoll, without abbreviated keys:
+    at 1M records its build took 5.0 s for 2.1M random md5 ids, 1.5 s byte by byte. -#}
 {% macro identity_evidence_part_config() -%}
     {{ return({
         'materialized': 'incremental',
         'incremental_strategy': 'append',
         'on_schema_change': 'fail',
         'indexes': [
-            {'columns': ['evidence_id'], 'unique': true},
+            {'columns': ['evidence_id collate "C"'], 'unique': true},
             {'columns': ['record_id_a', 'record_id_b']},
             {'columns': ['record_id_b']},
         ],

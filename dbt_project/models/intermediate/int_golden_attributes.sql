@@ -51,10 +51,18 @@ assignments as (
         {%- endif %}
 ),
 
+{#- only the columns the candidates read: each attribute's candidates are read from this once
+    materialized set, and all of every record's columns made it a third wider -#}
 members as (
     select
         assignments.customer_key,
-        records.*
+        records.customer_record_id,
+        records.source_system,
+        records.source_record_id,
+        records.source_updated_at,
+        {%- for attribute in rules %}
+        records.{{ attribute }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from records
     inner join assignments on records.customer_record_id = assignments.customer_record_id
 ),

@@ -52,7 +52,8 @@ assignments as (
 ),
 
 {#- only the columns the candidates read: each attribute's candidates are read from this once
-    materialized set, and all of every record's columns made it a third wider -#}
+    materialized set, and all of every record's columns made it a third wider (1M records: the
+    full run's query 14.0 / 15.3 s, 13.4 / 13.9 s) -#}
 members as (
     select
         assignments.customer_key,

@@ -78,7 +78,8 @@ golden as (
 
 {#- grouped on the key compared byte by byte (collate "C"), then labelled back to the database's
     collation: the grouping sorts a million member records, and a locale's collation sorts through
-    strcoll without abbreviated keys (1M records: that sort 2.9 s, 1.8 s byte by byte) -#}
+    strcoll without abbreviated keys (1M records: the full run's query 9.3 / 9.3 s, 8.2 / 8.0 s
+    byte by byte) -#}
 membership as (
     select
         (assignments.customer_key collate "C") collate "default" as customer_key,

@@ -25,6 +25,7 @@ IDENTITY_MODELS = " ".join(
         "customer_key_lookup",
         "identity_link_evidence",
         "identity_oversized_clusters",
+        "customer_golden_provenance",
     )
 )
 
@@ -58,6 +59,17 @@ class Warehouse:
             (key,),
         )
         return row
+
+    def golden_rows(self, key: str) -> int:
+        """The key's golden values and their provenance rows (the two must agree)."""
+        ((golden,),) = self.query(
+            "select count(*) from intermediate.int_golden_attributes where customer_key = %s", (key,)
+        )
+        ((provenance,),) = self.query(
+            "select count(*) from marts.customer_golden_provenance where customer_key = %s", (key,)
+        )
+        assert golden == provenance, f"{key}: {golden} golden values, {provenance} provenance rows"
+        return golden
 
     def land(self, source: str, entity: str, record_id: str, payload: dict, deleted: bool = False) -> None:
         self.execute(
@@ -116,6 +128,7 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
     assert second == first
     assert new_key not in issued
     issued.add(new_key)
+    assert wh.golden_rows(new_key) > 0
 
     # Merge: a steward says A900 is the customer of C007 (whose key is older): the older key survives,
     # the newer one becomes an alias that resolves to it.
@@ -126,6 +139,7 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
     assert merged["crm:A900"] == merged["erp:C007"] == merged["oa:OA7"] == old_key
     assert wh.lookup(new_key) == ("alias", old_key)
     assert wh.query("select count(*) from marts.dim_customer where customer_key = %s", (new_key,)) == [(0,)]
+    assert wh.golden_rows(new_key) == 0, "a merged-away key keeps no golden values"
     assert wh.query(
         "select rule_name, steward_reason from marts.identity_link_evidence where record_id_a = 'crm:A900'"
     ) == [("steward", "steward: 客户来电核实: 同一人")]
@@ -146,6 +160,7 @@ def test_keys_stay_put_through_reruns_merges_splits_and_deletions(wh: Warehouse)
     after = wh.customer_keys()
     assert "crm:A004" not in after
     assert wh.lookup(lone_key) == ("retired", None)
+    assert wh.golden_rows(lone_key) == 0, "a retired key keeps no golden values"
     assert {k: v for k, v in after.items()} == {k: v for k, v in split.items() if k != "crm:A004"}
 
     # Every key ever given is in the lookup, once.

@@ -206,26 +206,18 @@ customer_records as (
     {%- endif -%}
 {%- endmacro %}
 
-{#- The customer keys int_golden_attributes recomputes on an incremental run (and that
-    customer_golden_provenance and the golden history compare): the keys of the records affected
-    since it last ran, and every key of the key assignments changed since then, before and after
-    the change (a key merged into another or retired loses its records there; the registry derives
-    every status from these changes). Read from the assignments, not from the registry's status
-    log, so that survivorship does not wait for the registry. -#}
+{#- The customer keys int_golden_attributes recomputes on an incremental run: the keys of the records
+    affected since it last ran, and the keys whose registry status changed since. -#}
 {% macro golden_touched_keys() -%}
     select assignments.customer_key
     from {{ ref('int_customer_key_assignments') }} as assignments
     where assignments.customer_record_id = any(array({{ affected_records(ref('int_identity_affected_records')) }}))
     union
-    select changed.customer_key
-    from {{ ref('int_customer_key_assignments') }} as assignments
-    cross join lateral (
-        values (assignments.customer_key), (assignments.previous_customer_key)
-    ) as changed (customer_key)
+    select customer_key
+    from {{ ref('int_customer_key_registry') }}
     where
-        assignments.changed_at > {{ consumed_through(ref('int_customer_key_assignments')) }}
-        and assignments.changed_at <= {{ log_high_water(ref('int_customer_key_assignments'), 'changed_at') }}
-        and changed.customer_key is not null
+        status_changed_at > {{ consumed_through(ref('int_customer_key_registry')) }}
+        and status_changed_at <= {{ log_high_water(ref('int_customer_key_registry'), 'status_changed_at') }}
 {%- endmacro %}
 
 {% macro delete_golden_of_touched_keys() -%}

@@ -8,7 +8,7 @@
         post_hook=[
             "{{ golden_history_indexes() }}",
             "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
-            "{{ mark_consumed(ref('int_customer_key_assignments'), 'changed_at') }}",
+            "{{ mark_consumed(ref('int_customer_key_registry'), 'status_changed_at') }}",
             "{{ mark_now('compared') }}",
         ],
     )
@@ -92,3 +92,4 @@ select * from final
 
 -- depends_on: {{ ref('int_identity_affected_records') }}
 -- depends_on: {{ ref('int_customer_key_assignments') }}
+-- depends_on: {{ ref('int_customer_key_registry') }}

@@ -9,7 +9,7 @@
             "{{ mark_golden_rebuilt() }}",
             "{{ mark_identity_config() }}",
             "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
-            "{{ mark_consumed(ref('int_customer_key_assignments'), 'changed_at') }}",
+            "{{ mark_consumed(ref('int_customer_key_registry'), 'status_changed_at') }}",
         ],
     )
 }}
@@ -27,10 +27,8 @@
     instead of 13.6 s at 1M records. Equal stays equal, so only the order of ties on the record id
     can differ from the locale's, and it is as deterministic.
     Incremental: a run recomputes the customers (keys) holding a record affected since its last run
-    (int_identity_affected_records) and every key the key assignments changed since then, before and
-    after the change (macro golden_touched_keys); the pre-hook deletes their rows first, so
-    merged-away and retired keys lose theirs. It does not read the registry, so survivorship starts
-    beside it and the crosswalk right after key assignment. -#}
+    (int_identity_affected_records) and the keys whose status changed (int_customer_key_registry);
+    the pre-hook deletes their rows first, so merged-away and retired keys lose theirs. -#}
 {%- set rules = var('survivorship') %}
 
 with
@@ -123,4 +121,4 @@ final as (
 select * from final
 
 -- depends_on: {{ ref('int_identity_affected_records') }}
--- depends_on: {{ ref('int_customer_key_assignments') }}
+-- depends_on: {{ ref('int_customer_key_registry') }}

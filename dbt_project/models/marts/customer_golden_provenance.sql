@@ -7,7 +7,7 @@
         pre_hook="{{ delete_golden_provenance_in_scope() }}",
         post_hook=[
             "{{ mark_consumed(ref('int_identity_affected_records'), 'affected_at') }}",
-            "{{ mark_consumed(ref('int_customer_key_assignments'), 'changed_at') }}",
+            "{{ mark_consumed(ref('int_customer_key_registry'), 'status_changed_at') }}",
             "{{ mark_now('compared') }}",
         ],
     )
@@ -49,3 +49,4 @@ select * from final
 
 -- depends_on: {{ ref('int_identity_affected_records') }}
 -- depends_on: {{ ref('int_customer_key_assignments') }}
+-- depends_on: {{ ref('int_customer_key_registry') }}

@@ -83,7 +83,6 @@ def test_models_land_in_their_layer_schema(dbt_warehouse: DbtWarehouse) -> None:
         "int_identity_evidence_part_2",
         "int_identity_edges",
         "int_identity_components",
-        "int_identity_record_links",
         "int_identity_clusters",
         "int_customer_key_assignments",
         "int_customer_key_registry",
@@ -221,8 +220,8 @@ def test_staging_keeps_only_the_latest_version(dbt_warehouse: DbtWarehouse) -> N
 def test_every_model_and_column_is_documented(dbt_warehouse: DbtWarehouse) -> None:
     manifest = json.loads((dbt_warehouse.target_path / "manifest.json").read_text())
     catalog = json.loads((dbt_warehouse.target_path / "catalog.json").read_text())
-    # 49 models + 2 snapshots + 23 read-layer views (16 bi, 5 analyst, 2 pii)
-    assert len(catalog["nodes"]) == 74
+    # 48 models + 2 snapshots + 23 read-layer views (16 bi, 5 analyst, 2 pii)
+    assert len(catalog["nodes"]) == 73
     # 12 registry entities, steward overrides, erasure tombstones, contact suppressions
     assert len(catalog["sources"]) == 15
     assert dictionary_problems(manifest, catalog) == []

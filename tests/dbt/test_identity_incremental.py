@@ -33,8 +33,6 @@ REBUILT = {
     "from intermediate.int_identity_components",
     "clusters": "select customer_record_id, cluster_id, oversized_component_id, component_size "
     "from intermediate.int_identity_clusters",
-    "record_links": "select customer_record_id, matched_on, best_match_score "
-    "from intermediate.int_identity_record_links",
     "records": "select customer_record_id, record_hash from intermediate.int_customer_records",
     "golden": "select customer_key, attribute, value, source_system, source_record_id "
     "from intermediate.int_golden_attributes",

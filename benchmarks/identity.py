@@ -780,7 +780,8 @@ def _results(
                     "ratio_is": "our build time / Splink's time",
                     # Splink starts from int_customer_records: our matching and clustering of the
                     # same records is the span from the first evidence model's start to the
-                    # clusters' end (with their tests; dbt's start-up, staging and the golden
+                    # clusters' end (the tests of the models between them included, the
+                    # clusters' own tests not; dbt's start-up, staging and the golden
                     # records and marts after it are not in it)
                     "ours_matching_s": _rounded(matching_s),
                     "ours_matching_over_splink": _rounded(

@@ -11,7 +11,9 @@ Runs whenever any source's raw Asset is updated, in one of two modes (``include/
   (``source:<changed>+`` intersected with ``+<mart>``, e.g. the call center's staging, identity
   resolution, the golden record and ``dim_customer`` / ``customer_crosswalk``), each model then
   its tests, in DAG order. One task instead of one per model: in event mode the scheduler's hops
-  between tasks would cost more than the build.
+  between tasks would cost more than the build. It leaves out the tests no landed data can fail:
+  unit tests, and the data tests PostgreSQL enforces on the tables (NOT NULL, unique indexes, CHECK
+  constraints; ``event_exclusions``), which a batch build runs.
 
 Then data checks (row-count deltas, null rates, duplicate keys; ``monitoring.data_checks``) run
 on the marts. When the marts are built, tested and checked, the DAG emits ``marts.dim_customer`` and
@@ -44,8 +46,11 @@ from include.tags import OWNER, Layer
 PUSH_MARTS = (DIM_CUSTOMER, CUSTOMER_CROSSWALK)
 #: Published after batch builds only (an event-mode build does not rebuild them).
 BATCH_ONLY_MARTS = (CUSTOMER_360, CUSTOMER_ALERTS)
-#: XCom key of choose_build's dbt selection for the event-mode build.
+#: XCom keys of choose_build's dbt selection and exclusions for the event-mode build.
 EVENT_SELECT_KEY = "event_select"
+EVENT_EXCLUDE_KEY = "event_exclude"
+#: dbt's manifest, as `dbt parse` leaves it: the batch task group renders from it.
+MANIFEST = DBT_PROJECT_DIR / "target" / "manifest.json"
 
 _any_source_landed = None
 for _source in load_sources():
@@ -70,7 +75,7 @@ def dbt_customer_360():
         group_id="dbt",
         project_config=ProjectConfig(
             dbt_project_path=DBT_PROJECT_DIR,
-            manifest_path=DBT_PROJECT_DIR / "target" / "manifest.json",
+            manifest_path=MANIFEST,
         ),
         profile_config=profile,
         execution_config=ExecutionConfig(invocation_mode=InvocationMode.DBT_RUNNER),
@@ -90,7 +95,9 @@ def dbt_customer_360():
     def choose_build(triggering_asset_events=None, ti=None) -> list[str]:
         """Batch: the whole project, a task per model. Event: one build of what the changed
         sources feed on the way to the event-mode push flows' marts (nothing when no flow reacts)."""
-        from include.event_mode import changed_sources, event_extras, event_selection
+        import json
+
+        from include.event_mode import changed_sources, event_exclusions, event_extras, event_selection
         from include.push.targets import load_targets
 
         sources = changed_sources(event_extras(triggering_asset_events))
@@ -101,7 +108,10 @@ def dbt_customer_360():
         print(f"event mode: changed sources {sorted(sources)}; dbt build --select {' '.join(select)}")
         if not select:
             return []
+        exclude = event_exclusions(json.loads(MANIFEST.read_text()))
+        print(f"event mode: leaving out unit tests and {len(exclude) - 1} data tests the database enforces")
         ti.xcom_push(key=EVENT_SELECT_KEY, value=" ".join(select))
+        ti.xcom_push(key=EVENT_EXCLUDE_KEY, value=" ".join(exclude))
         return ["dbt_event_build"]
 
     event_build = DbtBuildLocalOperator(
@@ -112,10 +122,11 @@ def dbt_customer_360():
         install_deps=False,
         pool=DBT_POOL,
         select=f"{{{{ ti.xcom_pull(task_ids='choose_build', key='{EVENT_SELECT_KEY}') }}}}",
-        # data tests whose every parent is rebuilt; the batch build runs the rest. Unit tests check
-        # the models' logic on fixed inputs: a data change cannot change their outcome
+        # data tests whose every parent is rebuilt; the batch build runs the rest. Left out: unit
+        # tests and the data tests the database enforces (include/event_mode.py, event_exclusions):
+        # no landed data can fail them
         indirect_selection="cautious",
-        exclude="resource_type:unit_test",
+        exclude=f"{{{{ ti.xcom_pull(task_ids='choose_build', key='{EVENT_EXCLUDE_KEY}') }}}}",
         # where Cosmos keeps dbt's partial-parse state between runs: without one, an operator outside
         # a DbtTaskGroup parses the whole project on every run (about 25 s of the build here). The
         # batch task group's: same project and profile, and a batch build always comes first after

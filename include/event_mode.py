@@ -22,6 +22,7 @@ Plain functions over the Asset events' extras: no Airflow import, unit-tested wi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -74,3 +75,141 @@ def event_selection(sources: Iterable[str], models: Iterable[str]) -> list[str]:
     ``[]`` when nothing is to be built; callers treat that as "build nothing", never as "build all".
     """
     return [f"source:{s}+,+{m}" for s in sorted(set(sources)) for m in sorted(set(models))]
+
+
+# --- what an event-mode build leaves out -------------------------------------------------------------
+
+#: Unit tests check the models' logic on fixed inputs: a data change cannot change their outcome.
+UNIT_TESTS = "resource_type:unit_test"
+
+
+def event_exclusions(manifest: Mapping[str, Any]) -> list[str]:
+    """dbt ``--exclude`` arguments of an event-mode build: the unit tests and the data tests the
+    database enforces (:func:`database_enforced_tests`). Neither can fail because of landed data;
+    the batch build runs both."""
+    return [UNIT_TESTS, *database_enforced_tests(manifest)]
+
+
+#: Row tests that ``enforce_tested_row_rules()`` turns into CHECK constraints (macro ``row_rule``).
+ROW_RULE_TESTS = ("accepted_values", "expression_is_true", "is_e164", "is_valid_uscc")
+_PLAIN_COLUMN = re.compile(r"[a-z_][a-z0-9_]*")
+#: An index key that is a column, with or without a collation ('evidence_id collate "C"').
+_INDEX_COLUMN = re.compile(r'([a-z_][a-z0-9_]*)(?:\s+collate\s+(?:"[^"]+"|\w+))?', re.IGNORECASE)
+#: What keeps an expression_is_true test from being a CHECK constraint (``row_rule``'s ``unfit``).
+UNFIT_EXPRESSION = re.compile(
+    r"\{\{|\{%|\b(select|now|current_\w+|localtime\w*|clock_timestamp|statement_timestamp"
+    r"|transaction_timestamp|timeofday|random|nextval|currval)\b",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def database_enforced_tests(manifest: Mapping[str, Any]) -> list[str]:
+    """The data tests that compile to catalog checks once their model is built: the names of the
+    tests whose property PostgreSQL enforces on the table (``dbt_project/macros/enforced_tests.sql``).
+
+    On a table or incremental model, the post-hooks declare every column with a ``not_null`` test
+    NOT NULL and add a CHECK constraint per row test (``accepted_values``, ``expression_is_true``,
+    ``is_e164``, ``is_valid_uscc``), both for tests of severity error without a ``where`` config;
+    ``unique`` and ``unique_combination_of_columns`` tests are held by a unique index the model
+    declares (``indexes`` config, or a contract's primary key or unique constraint). Such a test then
+    only checks the catalog: that the NOT NULL, the constraint or the index is still there. No
+    landed data can make it fail (a row breaking the rule fails the model that writes it, and the
+    table keeps its previous content), and an incremental run does not change the table's
+    definition (``on_schema_change='fail'``; the post-hooks re-assert it). So the event-mode build
+    leaves them out, as it leaves out unit tests; the batch build runs them.
+
+    This mirrors the macros' decisions from the manifest alone; ``tests/dbt`` checks that the set is
+    exactly the tests a build of the project compiled to catalog checks. Tests with
+    ``store_failures`` are never catalog checks. Sorted names, for ``--exclude``.
+    """
+    nodes = manifest["nodes"]
+    found = []
+    for test in nodes.values():
+        meta = test.get("test_metadata")
+        if test.get("resource_type") != "test" or not meta:
+            continue
+        model = nodes.get(test.get("attached_node") or "")
+        config = test.get("config") or {}
+        if (
+            not model
+            or model["config"].get("materialized") not in ("table", "incremental")
+            or config.get("where")
+            or config.get("store_failures")
+        ):
+            continue
+        if _enforced(meta["name"], meta.get("kwargs") or {}, test.get("column_name"), config, model, nodes):
+            found.append(test["name"])
+    return sorted(found)
+
+
+def _enforced(
+    name: str,
+    kwargs: Mapping[str, Any],
+    column: str | None,
+    config: Mapping[str, Any],
+    model: Mapping[str, Any],
+    nodes: Mapping[str, Any],
+) -> bool:
+    severe = str(config.get("severity", "")).lower() == "error"
+    plain = bool(column) and _PLAIN_COLUMN.fullmatch(str(column)) is not None
+    if name == "not_null":
+        return severe and plain
+    if name == "unique":
+        return plain and frozenset([column]) in _unique_keys(model)
+    if name == "unique_combination_of_columns":
+        columns = kwargs.get("combination_of_columns") or []
+        return frozenset(columns) in _unique_keys(model) and all(
+            c in _not_null_columns(model, nodes) for c in columns
+        )
+    if name not in ROW_RULE_TESTS or not severe:
+        return False
+    if name == "accepted_values":
+        values = kwargs.get("values")
+        return (
+            plain
+            and isinstance(values, list)
+            and len(values) > 0
+            and not any("{{" in str(v) or "{%" in str(v) for v in values)
+        )
+    if name == "expression_is_true":
+        text = f"{kwargs.get('expression')} {kwargs.get('where_clause') or ''}"
+        return UNFIT_EXPRESSION.search(text) is None
+    return plain  # is_e164, is_valid_uscc
+
+
+def _unique_keys(model: Mapping[str, Any]) -> set[frozenset[str]]:
+    """The column sets a unique index of ``model`` covers exactly: its ``indexes`` config (keys that
+    are columns, a collation allowed; no expression, no predicate), its contract's primary key and
+    unique constraints."""
+    keys = set()
+    for index in model["config"].get("indexes") or []:
+        columns = [_INDEX_COLUMN.fullmatch(str(entry).strip()) for entry in index.get("columns") or []]
+        if index.get("unique") and not index.get("where") and columns and all(columns):
+            keys.add(frozenset(match[1] for match in columns if match))
+    if (model["config"].get("contract") or {}).get("enforced"):
+        for column, spec in (model.get("columns") or {}).items():
+            if any(c.get("type") in ("primary_key", "unique") for c in spec.get("constraints") or []):
+                keys.add(frozenset([column]))
+        for constraint in model.get("constraints") or []:
+            if constraint.get("type") in ("primary_key", "unique") and constraint.get("columns"):
+                keys.add(frozenset(constraint["columns"]))
+    return keys
+
+
+def _not_null_columns(model: Mapping[str, Any], nodes: Mapping[str, Any]) -> set[str]:
+    """The columns of ``model`` declared NOT NULL: a not_null test of severity error without a
+    ``where`` config (the post-hook), or a contract's not_null constraint."""
+    columns = {
+        str(test.get("column_name"))
+        for test in nodes.values()
+        if test.get("resource_type") == "test"
+        and test.get("attached_node") == model["unique_id"]
+        and (test.get("test_metadata") or {}).get("name") == "not_null"
+        and str((test.get("config") or {}).get("severity", "")).lower() == "error"
+        and not (test.get("config") or {}).get("where")
+    }
+    if (model["config"].get("contract") or {}).get("enforced"):
+        for column, spec in (model.get("columns") or {}).items():
+            if any(c.get("type") in ("not_null", "primary_key") for c in spec.get("constraints") or []):
+                columns.add(column)
+    return columns

@@ -95,36 +95,64 @@ def test_dbt_builds_everything_unless_only_change_messages_triggered_it(dagbag):
     assert _run(dagbag, "dbt_customer_360", "choose_build", triggering_asset_events=mixed, ti=_TI()) == roots
 
 
-@pytest.fixture(scope="module")
-def callcenter_event_models(dagbag) -> set[str]:
-    """The models dbt selects for the event-mode build after a call-center change (real `dbt ls`)."""
-    ti = _TI()
-    event = _triggered_by({"mode": EVENT, "source": "callcenter", "entities": {}})
-    assert _run(dagbag, "dbt_customer_360", "choose_build", triggering_asset_events=event, ti=ti) == [
-        "dbt_event_build"
-    ]
-    select = ti.xcom["event_select"]
+def _dbt_ls(*args: str) -> list[dict]:
+    """`dbt ls` of the project, one dict per node (name, resource_type)."""
     out = subprocess.run(
         [
             str(Path(sys.executable).parent / "dbt"),
             "ls",
             "--project-dir",
             str(DBT_PROJECT_DIR),
-            "--resource-type",
-            "model",
             "--output",
             "json",
             "--output-keys",
-            "name",
+            "name resource_type",
             "--quiet",
-            "--select",
-            *select.split(),
+            *args,
         ],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
-    return {json.loads(line)["name"] for line in out.splitlines() if line.startswith("{")}
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="module")
+def callcenter_event_build(dagbag) -> _TI:
+    """choose_build's XComs after a call-center change: the event-mode build's selection and exclusions."""
+    ti = _TI()
+    event = _triggered_by({"mode": EVENT, "source": "callcenter", "entities": {}})
+    assert _run(dagbag, "dbt_customer_360", "choose_build", triggering_asset_events=event, ti=ti) == [
+        "dbt_event_build"
+    ]
+    return ti
+
+
+@pytest.fixture(scope="module")
+def callcenter_event_models(callcenter_event_build) -> set[str]:
+    """The models dbt selects for the event-mode build after a call-center change (real `dbt ls`)."""
+    select = callcenter_event_build.xcom["event_select"].split()
+    return {n["name"] for n in _dbt_ls("--resource-type", "model", "--select", *select)}
+
+
+def test_event_build_leaves_out_only_tests_no_landed_data_can_fail(callcenter_event_build):
+    """Unit tests and the data tests the database enforces are left out (real `dbt ls`, as the
+    operator selects: cautious); the tests that read the data stay."""
+    select = callcenter_event_build.xcom["event_select"].split()
+    exclude = callcenter_event_build.xcom["event_exclude"].split()
+    assert exclude[0] == "resource_type:unit_test"
+    tests = ["--resource-type", "test", "--resource-type", "unit_test", "--indirect-selection", "cautious"]
+    every = _dbt_ls(*tests, "--select", *select)
+    kept = _dbt_ls(*tests, "--select", *select, "--exclude", *exclude)
+    left_out = {n["name"] for n in every} - {n["name"] for n in kept}
+    assert {n["name"] for n in every if n["resource_type"] == "unit_test"} <= left_out
+    assert not any(n["resource_type"] == "unit_test" for n in kept)
+    assert "not_null_int_customer_records_customer_record_id" in left_out
+    assert {n["name"] for n in kept if n["resource_type"] == "test"} and all(
+        not n["name"].startswith(("not_null_int_", "unique_int_")) for n in kept
+    )
+    # the relationships tests between the identity models read data: they stay
+    assert any(n["name"].startswith("relationships_int_identity_edges_") for n in kept)
 
 
 def test_event_build_covers_what_the_crm_flow_reads(callcenter_event_models):

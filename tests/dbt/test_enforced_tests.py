@@ -10,12 +10,12 @@ which finds the bad rows.
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from include.event_mode import UNFIT_EXPRESSION, database_enforced_tests
 from tests.dbt.conftest import DbtWarehouse, run_dbt
 
 SCHEMA = "enforced_probe"
@@ -193,14 +193,6 @@ def test_tested_columns_of_tables_are_declared_not_null(dbt_warehouse: DbtWareho
     assert [t for t in tested if t not in declared] == []
 
 
-#: what keeps an expression_is_true test from being a CHECK constraint (row_rule's `unfit`)
-UNFIT_EXPRESSION = re.compile(
-    r"\{\{|\{%|\b(select|now|current_\w+|localtime\w*|clock_timestamp|statement_timestamp"
-    r"|transaction_timestamp|timeofday|random|nextval|currval)\b",
-    re.IGNORECASE | re.DOTALL,
-)
-
-
 def test_row_tests_of_tables_are_check_constraints(dbt_warehouse: DbtWarehouse) -> None:
     """The post-hook added a CHECK constraint for every row test of every table, so those tests, as
     dbt compiled them after the build (docs generate), are catalog checks."""
@@ -226,3 +218,21 @@ def test_row_tests_of_tables_are_check_constraints(dbt_warehouse: DbtWarehouse) 
         (enforced if ROW_CHECK in node["compiled_code"] else scanned).append(node["name"])
     assert len(enforced) > 20
     assert scanned == []
+
+
+def test_event_builds_leave_out_exactly_the_model_tests_compiled_to_catalog_checks(
+    dbt_warehouse: DbtWarehouse,
+) -> None:
+    """The event-mode build's exclusions (include/event_mode.py, database_enforced_tests, from the
+    manifest alone) are exactly the model tests dbt compiled to catalog checks after the build: no
+    test that scans data is left out, none that only reads the catalog is kept."""
+    manifest = json.loads((dbt_warehouse.target_path / "manifest.json").read_text())
+    compiled = {
+        node["name"]: node.get("compiled_code") or ""
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test" and (node.get("attached_node") or "").startswith("model.")
+    }
+    catalog = {name for name, sql in compiled.items() if CATALOG_CHECK in sql or ROW_CHECK in sql}
+    assert len(catalog) > 150
+    assert sorted(set(database_enforced_tests(manifest)) - catalog) == []
+    assert sorted(catalog - set(database_enforced_tests(manifest))) == []

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from include.event_mode import BATCH, EVENT, changed_sources, event_extras, event_selection, run_mode
+from include.event_mode import (
+    BATCH,
+    EVENT,
+    UNIT_TESTS,
+    changed_sources,
+    database_enforced_tests,
+    event_exclusions,
+    event_extras,
+    event_selection,
+    run_mode,
+)
 from include.push.targets import load_targets
 
 
@@ -50,3 +60,96 @@ def test_event_flows_of_a_call_center_change():
     assert flows == {"crm_golden_contacts", "callcenter_contact_changes"}
     assert registry.event_marts(["callcenter"]) == ["marts.customer_crosswalk", "marts.dim_customer"]
     assert {f.name for f in registry.event_flows(["marketing"])} == set()
+
+
+def _model(name: str, materialized: str = "incremental", **config) -> dict:
+    return {
+        "unique_id": f"model.p.{name}",
+        "resource_type": "model",
+        "config": {"materialized": materialized, **config},
+        "columns": {},
+    }
+
+
+def _test(name: str, test: str, model: str, column: str | None = None, kwargs=None, **config) -> dict:
+    return {
+        "unique_id": f"test.p.{name}",
+        "name": name,
+        "resource_type": "test",
+        "attached_node": f"model.p.{model}" if model else None,
+        "column_name": column,
+        "test_metadata": {"name": test, "kwargs": kwargs or {}},
+        "config": {"severity": "ERROR", "where": None, "store_failures": None, **config},
+    }
+
+
+def _manifest(*nodes: dict) -> dict:
+    return {"nodes": {n["unique_id"]: n for n in nodes}}
+
+
+def test_database_enforced_tests_mirror_the_post_hooks_and_indexes():
+    keyed = _model(
+        "keyed",
+        indexes=[
+            {"columns": ["id"], "unique": True},
+            {"columns": ["b", "a"], "unique": True},
+            {"columns": ['code collate "C"'], "unique": True},
+            {"columns": ["c"]},
+        ],
+    )
+    contract = _model("contracted", "table", contract={"enforced": True})
+    contract["columns"] = {"key": {"constraints": [{"type": "primary_key"}]}}
+    manifest = _manifest(
+        keyed,
+        contract,
+        _model("a_view", "view"),
+        # table columns with a not_null test of severity error are declared NOT NULL
+        _test("nn", "not_null", "keyed", "id"),
+        _test("nn_a", "not_null", "keyed", "a"),
+        _test("nn_b", "not_null", "keyed", "b"),
+        _test("nn_warn", "not_null", "keyed", "c", severity="warn"),
+        _test("nn_where", "not_null", "keyed", "c", where="c > 0"),
+        _test("nn_stored", "not_null", "keyed", "c", store_failures=True),
+        _test("nn_quoted", "not_null", "keyed", '"Mixed"'),
+        _test("nn_view", "not_null", "a_view", "id"),
+        _test("nn_source", "not_null", None, "id"),
+        # unique: held by a unique index on exactly that column (a collation is still the column)
+        _test("uq", "unique", "keyed", "id", severity="warn"),
+        _test("uq_collated", "unique", "keyed", "code"),
+        _test("uq_plain_index", "unique", "keyed", "c"),
+        _test("uq_pk", "unique", "contracted", "key"),
+        _test("uq_where", "unique", "keyed", "id", where="id > 0"),
+        # a combination: an index on exactly those columns, all NOT NULL
+        _test(
+            "combo", "unique_combination_of_columns", "keyed", kwargs={"combination_of_columns": ["a", "b"]}
+        ),
+        _test(
+            "combo_other",
+            "unique_combination_of_columns",
+            "keyed",
+            kwargs={"combination_of_columns": ["a", "c"]},
+        ),
+        _test(
+            "combo_nullable",
+            "unique_combination_of_columns",
+            "keyed",
+            kwargs={"combination_of_columns": ["id", "code"]},
+        ),
+        # row rules the post-hook makes CHECK constraints
+        _test("av", "accepted_values", "keyed", "c", kwargs={"values": ["x", "y"]}),
+        _test("av_jinja", "accepted_values", "keyed", "c", kwargs={"values": ["{{ var('v') }}"]}),
+        _test("av_empty", "accepted_values", "keyed", "c", kwargs={"values": []}),
+        _test("av_warn", "accepted_values", "keyed", "c", kwargs={"values": ["x"]}, severity="warn"),
+        _test("expr", "expression_is_true", "keyed", kwargs={"expression": "a <= b"}),
+        _test("expr_clock", "expression_is_true", "keyed", kwargs={"expression": "a <= now()"}),
+        _test("expr_reads", "expression_is_true", "keyed", kwargs={"expression": "a in (select 1)"}),
+        _test("e164", "is_e164", "keyed", "c"),
+        _test("uscc", "is_valid_uscc", "keyed", "c"),
+        _test("uscc_view", "is_valid_uscc", "a_view", "c"),
+        # the rest always scan
+        _test("rel", "relationships", "keyed", "a", kwargs={"to": "ref('x')", "field": "id"}),
+    )
+    assert database_enforced_tests(manifest) == sorted(
+        ["nn", "nn_a", "nn_b", "uq", "uq_collated", "uq_pk", "combo", "av", "expr", "e164", "uscc"]
+    )
+    assert event_exclusions(manifest) == [UNIT_TESTS, *database_enforced_tests(manifest)]

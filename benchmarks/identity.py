@@ -30,7 +30,9 @@
    and scored by the same ``score_resolution``.
 6. **Incremental** (timed): the held-back customers' records plus changed versions of existing
    records (a call-center agent's new phone, a CRM rep's new email ...: the sandbox tick's edits)
-   land as a new batch, and the same ``dbt build`` runs again.
+   land as a new batch, and the same ``dbt build`` runs again, leaving out what the event-mode
+   build leaves out (``include.event_mode.event_exclusions``: unit tests and the data tests the
+   database enforces, which no landed data can fail).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ from psycopg import sql
 
 from benchmarks.common import AS_OF, SEED, Result, Workspace, say
 from include.config import DBT_PROJECT_DIR, PROJECT_ROOT, PgUrl
+from include.event_mode import event_exclusions
 from include.extract.landing import canonical_json, content_hash, ensure_raw_table, parse_timestamp
 from include.identity.pii import protect_record
 from include.identity.quality import QualityReport, score_resolution
@@ -63,10 +66,11 @@ from include.registry import Entity, Source, load_sources
 RECORDS_PER_CUSTOMER = 2.49  # measured: generate(10_000, 42) projects 24,916 customer records
 NEW_SHARE = 0.7  # of the incremental changes: new customers' records; the rest are edits
 DBT_SELECT = ["+customer_crosswalk", "+dim_customer"]
-#: The incremental build leaves out unit tests, as the event-mode build does (dags/transform_dbt.py,
-#: dbt_event_build): they check the models' logic on fixed inputs, which a data change cannot change.
-#: The full build runs them, as the batch build's per-model `dbt build` tasks do.
-INCREMENTAL_EXCLUDE = ["--exclude", "resource_type:unit_test"]
+#: The incremental build leaves out what the event-mode build leaves out (dags/transform_dbt.py,
+#: dbt_event_build; include/event_mode.py, event_exclusions): unit tests, which check the models'
+#: logic on fixed inputs, and the data tests the database enforces, which only read the catalog.
+#: No landed data can fail either. The full build runs both, as the batch build's per-model
+#: `dbt build` tasks do.
 TARGET_FULL_S = 120.0
 TARGET_INCREMENTAL_S = 10.0
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -407,6 +411,8 @@ class DbtRun:
     backends_at_peak: int
     model_s: float
     test_s: float
+    #: data tests run (unit tests not counted)
+    tests: int
     slowest: dict[str, float]
     returncode: int
     output: str
@@ -461,6 +467,7 @@ def run_dbt(db: PgUrl, args: list[str], folder: Path) -> DbtRun:
     proc.returncode = os.waitstatus_to_exitcode(status)
     sampler.stop()
     model_s = test_s = 0.0
+    tests = 0
     slowest: dict[str, float] = {}
     windows: dict[str, tuple[datetime, datetime]] = {}
     results = folder / "target" / "run_results.json"
@@ -472,6 +479,7 @@ def run_dbt(db: PgUrl, args: list[str], folder: Path) -> DbtRun:
                 model_s += node["execution_time"]
             elif node["unique_id"].startswith("test."):
                 test_s += node["execution_time"]
+                tests += 1
         for node in sorted(nodes, key=lambda n: -n["execution_time"])[:5]:
             slowest[node["unique_id"].split(".", 2)[-1]] = round(node["execution_time"], 2)
     return DbtRun(
@@ -481,6 +489,7 @@ def run_dbt(db: PgUrl, args: list[str], folder: Path) -> DbtRun:
         backends_at_peak=sampler.peak_backends,
         model_s=model_s,
         test_s=test_s,
+        tests=tests,
         slowest=slowest,
         returncode=proc.returncode,
         output=output,
@@ -626,6 +635,7 @@ def run(
     base_rows, land_s = land(url, prepared, "base", loaded_at)
     say(f"identity: landed {base_rows:,} records in {land_s:.1f} s")
     _checked(run_dbt(db, ["parse", "--quiet"], folder), "dbt parse")
+    exclude = event_exclusions(json.loads((folder / "target" / "manifest.json").read_text()))
     # cautious: a test runs only when all the models it reads are selected (the staging relationships
     # tests of orders and approvals read models outside identity)
     select = ["--select", *DBT_SELECT, "--indirect-selection", "cautious"]
@@ -655,7 +665,7 @@ def run(
     ws.checkpoint(url)
     say(f"identity: dbt build after {changed_rows:,} new or changed records ...")
     incremental = _checked(
-        run_dbt(db, ["build", *select, *INCREMENTAL_EXCLUDE], folder), "incremental dbt build"
+        run_dbt(db, ["build", *select, "--exclude", *exclude], folder), "incremental dbt build"
     )
     say(f"identity: incremental build {incremental.seconds:.1f} s")
     with psycopg.connect(url) as conn:
@@ -749,6 +759,8 @@ def _results(
                     "new_customers": meta["new_customers"],
                     "models_s": round(incremental.model_s, 1),
                     "tests_s": round(incremental.test_s, 1),
+                    "data_tests": incremental.tests,
+                    "data_tests_in_full_build": full.tests,
                     "slowest_nodes_s": incremental.slowest,
                     "quality_after": {k: v for k, v in _q(ours_after).items() if k in _HEADLINE},
                 },

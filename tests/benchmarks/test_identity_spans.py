@@ -35,6 +35,7 @@ def _run(windows) -> DbtRun:
         backends_at_peak=0,
         model_s=0.0,
         test_s=0.0,
+        tests=0,
         slowest={},
         returncode=0,
         output="",

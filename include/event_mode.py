@@ -17,7 +17,11 @@ scheduled run), it does everything. Airflow merges the events queued while a run
 the next run, so a burst of changes becomes one event run, and a scheduled extract landing in the
 middle makes the next dbt run a full one.
 
-Plain functions over the Asset events' extras: no Airflow import, unit-tested without it.
+The event-mode build also leaves out the tests no landed data can fail (:func:`event_exclusions`):
+unit tests, and the data tests PostgreSQL enforces on the tables, named from dbt's manifest.
+
+Plain functions over the Asset events' extras and dbt's manifest: no Airflow import, unit-tested
+without it.
 """
 
 from __future__ import annotations
@@ -120,7 +124,7 @@ def database_enforced_tests(manifest: Mapping[str, Any]) -> list[str]:
 
     This mirrors the macros' decisions from the manifest alone; ``tests/dbt`` checks that the set is
     exactly the tests a build of the project compiled to catalog checks. Tests with
-    ``store_failures`` are never catalog checks. Sorted names, for ``--exclude``.
+    ``store_failures`` stay (they keep their failing rows). Sorted names, for ``--exclude``.
     """
     nodes = manifest["nodes"]
     found = []

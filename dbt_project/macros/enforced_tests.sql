@@ -20,7 +20,11 @@
     table keeps its previous content.
 
     dbt's `unique` and `not_null` reach these through dispatch (`dispatch` in dbt_project.yml puts
-    this project before dbt's global macros). -#}
+    this project before dbt's global macros).
+
+    The event-mode build leaves these catalog checks out, as no landed data can fail them:
+    include/event_mode.py (database_enforced_tests) names them from the manifest by the rules here
+    and in the post-hooks; tests/dbt/test_enforced_tests.py checks that both agree. -#}
 
 {% macro default__test_unique(model, column_name) %}
     {%- if enforced_property(model, [column_name], 'unique') %}

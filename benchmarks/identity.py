@@ -16,9 +16,11 @@
    shape and indexes the extracts use) and the rows land with ``COPY`` (one batch per entity).
 3. **Full build** (timed): ``dbt build --select +customer_crosswalk +dim_customer`` (models and
    their tests from staging through identity to the marts) after an untimed ``dbt parse``, as the
-   DAG runs dbt from a parsed manifest. Peak memory: the dbt process' own peak RSS (``ru_maxrss``
-   from ``os.wait4``), and the PostgreSQL backends serving the database, sampled every 0.2 s from
-   ``/proc/<pid>/status`` (backends found in ``pg_stat_activity``, parallel workers included):
+   DAG runs dbt from a parsed manifest. Peak memory: the dbt process' own peak RSS (``VmHWM`` from
+   ``/proc/<pid>/status``, sampled every 50 ms; not ``ru_maxrss``, which a child inherits from the
+   process that forked it: ``common.vm_hwm_kb``), and the PostgreSQL backends serving the database,
+   sampled every 0.2 s from ``/proc/<pid>/status`` (backends found in ``pg_stat_activity``, parallel
+   workers included):
    their private memory (``RssAnon``) summed over backends at each sample; shared buffers are not
    counted (they are the server's, sized by ``shared_buffers``).
 4. **Quality**: ``include.identity.quality.score_resolution`` on ``marts.customer_crosswalk``.
@@ -55,7 +57,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from benchmarks.common import AS_OF, SEED, Result, Workspace, say
+from benchmarks.common import AS_OF, SEED, PeakRss, Result, Workspace, say
 from include.config import DBT_PROJECT_DIR, PROJECT_ROOT, PgUrl
 from include.event_mode import event_exclusions
 from include.extract.landing import canonical_json, content_hash, ensure_raw_table, parse_timestamp
@@ -460,11 +462,13 @@ def run_dbt(db: PgUrl, args: list[str], folder: Path) -> DbtRun:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    own_peak = PeakRss(proc.pid)
+    own_peak.start()
     output = proc.stdout.read()
     proc.stdout.close()
-    _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not every child's so far
+    proc.wait()
     seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    peak_dbt_kb = own_peak.stop()
     sampler.stop()
     model_s = test_s = 0.0
     tests = 0
@@ -484,7 +488,7 @@ def run_dbt(db: PgUrl, args: list[str], folder: Path) -> DbtRun:
             slowest[node["unique_id"].split(".", 2)[-1]] = round(node["execution_time"], 2)
     return DbtRun(
         seconds=seconds,
-        peak_dbt_mb=usage.ru_maxrss / 1024,
+        peak_dbt_mb=(peak_dbt_kb or 0) / 1024,
         peak_backends_mb=sampler.peak_kb / 1024 if sampler.readable else None,
         backends_at_peak=sampler.peak_backends,
         model_s=model_s,
@@ -721,8 +725,8 @@ def _results(
                     round(full.peak_backends_mb, 1) if full.peak_backends_mb is not None else "not readable"
                 ),
                 "backends_at_peak": full.backends_at_peak,
-                "how": "dbt: ru_maxrss via os.wait4; backends: sum of RssAnon over pg_stat_activity pids "
-                "of the database, sampled every 0.2 s (shared buffers not counted)",
+                "how": "dbt: VmHWM of its process, sampled every 0.05 s; backends: sum of RssAnon over "
+                "pg_stat_activity pids of the database, sampled every 0.2 s (shared buffers not counted)",
             },
         ),
         Result(

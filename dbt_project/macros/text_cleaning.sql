@@ -12,10 +12,16 @@
 {%- endmacro %}
 
 {#- Trimmed, half-width, inner whitespace collapsed to one space and dropped between two Chinese
-    characters ('张 伟' -> '张伟'); empty -> null. -#}
+    characters ('张 伟' -> '张伟'); empty -> null. The three replacements change only a value that
+    holds whitespace, so only such values go through them (one regex class test, as
+    fullwidth_to_ascii's): most values hold none. At 1M benchmark records, identical tables, means of
+    three alternated runs: the CRM accounts' staging query (340,843 rows, eight cleaned fields)
+    11.0 -> 10.5 s, the ERP customers' (248,145) 9.5 -> 8.9 s. -#}
 {% macro clean_text(expr) -%}
-    nullif(regexp_replace(regexp_replace(regexp_replace({{ fullwidth_to_ascii(expr) }},
-        '\s+', ' ', 'g'), '^ | $', '', 'g'), '([\u3400-\u9fff]) (?=[\u3400-\u9fff])', '\1', 'g'), '')
+    {%- set value = fullwidth_to_ascii(expr) -%}
+    nullif(case when {{ value }} ~ '\s' then regexp_replace(regexp_replace(regexp_replace({{ value }},
+        '\s+', ' ', 'g'), '^ | $', '', 'g'), '([\u3400-\u9fff]) (?=[\u3400-\u9fff])', '\1', 'g')
+        else {{ value }} end, '')
 {%- endmacro %}
 
 {#- A JSON payload field as cleaned text. -#}

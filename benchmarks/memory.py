@@ -4,8 +4,9 @@ A fresh Python process runs ``extract_entity`` (ERP ``customer_master``, ``full_
 N-row source table into an empty warehouse database. The figure is the child's peak RSS, which it
 reports itself (``VmHWM`` of its address space, ``common.vm_hwm_kb``: not ``ru_maxrss``, which also
 counts the benchmark process' own peak before the child's exec); the baseline is the child's RSS
-after its imports, before the extract starts. Importing peaks higher for a moment, so a small extract's peak
-is the imports' peak (``peak_rss_after_imports_mb``); ``rss_after_extract_mb`` shows where it ended.
+after its imports, before the extract starts. Importing peaks higher for a moment, so a small
+extract's peak is the imports' peak (``peak_rss_after_imports_mb``); ``rss_after_extract_mb`` shows
+where it ended.
 This is the extract's own footprint: an Airflow task process adds the task runner's memory on top.
 
 ``python -m benchmarks.memory SOURCE_URL WAREHOUSE_URL`` is the child; it prints one JSON line.

@@ -562,7 +562,7 @@ select * from final
         and coalesce({{ column }}_a = {{ column }}_b, true)
         {%- endfor %}
         {%- if rule.get('name_similarity') %}
-        and {{ name_similarity('name_a', 'name_b') }} >= {{ rule['name_similarity'] }}
+        and {{ names_alike('name_a', 'name_b', rule['name_similarity']) }}
         {%- endif %}
 {%- endmacro %}
 
@@ -660,18 +660,38 @@ select * from final
         {%- if rule.get('max_length_difference') is not none %}
         and abs(char_length(a.{{ field }}) - char_length(b.{{ field }})) <= {{ rule['max_length_difference'] }}
         {%- endif %}
-        and {{ name_similarity('a.' ~ field, 'b.' ~ field) }} >= {{ rule['similarity'] }}
+        and {{ names_alike('a.' ~ field, 'b.' ~ field, rule['similarity']) }}
 {%- endmacro %}
 
 {#- How alike two names are, 0..1: the better of pg_trgm's trigram similarity (good for long names
     with words moved) and 1 - edit distance / length (good for short Chinese names, where one wrong
-    character of three leaves few trigrams in common). -#}
+    character of three leaves few trigrams in common). Equal names are 1 without computing either:
+    the pairs sharing a mobile or an email are mostly one customer's records under one name (90% of
+    the 626,541 same-type mobile pairs at 1M records), and the two measures cost about 2 us a pair
+    (1.4 s for those pairs). -#}
 {% macro name_similarity(a, b) -%}
-    greatest(
+    case when {{ a }} = {{ b }} and {{ a }} <> '' then 1::real else greatest(
         similarity({{ a }}, {{ b }}),
-        1 - levenshtein(left({{ a }}, 255), left({{ b }}, 255))::numeric
-            / nullif(greatest(char_length({{ a }}), char_length({{ b }})), 0)
+        {{ edit_similarity(a, b) }}
+    ) end
+{%- endmacro %}
+
+{#- Whether name_similarity(a, b) >= threshold, exactly, computing as little as it can: equal names
+    first, then the edit distance, and the trigram similarity (the dearer of the two) only for the
+    pairs the edit distance does not pass. (greatest(x, y) >= t is x >= t or y >= t; the edit
+    similarity is compared as real, as greatest compares it.) -#}
+{% macro names_alike(a, b, threshold) -%}
+    (
+        ({{ a }} = {{ b }} and {{ a }} <> '')
+        or ({{ edit_similarity(a, b) }})::real >= {{ threshold }}
+        or similarity({{ a }}, {{ b }}) >= {{ threshold }}
     )
+{%- endmacro %}
+
+{#- 1 - edit distance / the longer length (null for two empty names). -#}
+{% macro edit_similarity(a, b) -%}
+    1 - levenshtein(left({{ a }}, 255), left({{ b }}, 255))::numeric
+            / nullif(greatest(char_length({{ a }}), char_length({{ b }})), 0)
 {%- endmacro %}
 
 {#- int_customer_key_assignments: whether `key` was ever given: carried now or before by a record

@@ -97,7 +97,7 @@ def event_exclusions(manifest: Mapping[str, Any]) -> list[str]:
 #: Row tests that ``enforce_tested_row_rules()`` turns into CHECK constraints (macro ``row_rule``).
 ROW_RULE_TESTS = ("accepted_values", "expression_is_true", "is_e164", "is_valid_uscc")
 _PLAIN_COLUMN = re.compile(r"[a-z_][a-z0-9_]*")
-#: An index key that is a column, with or without a collation ('evidence_id collate "C"').
+#: An index key that is a column, with or without a collation ('code collate "C"').
 _INDEX_COLUMN = re.compile(r'([a-z_][a-z0-9_]*)(?:\s+collate\s+(?:"[^"]+"|\w+))?', re.IGNORECASE)
 #: What keeps an expression_is_true test from being a CHECK constraint (``row_rule``'s ``unfit``).
 UNFIT_EXPRESSION = re.compile(

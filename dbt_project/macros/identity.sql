@@ -671,7 +671,7 @@ select * from final
     the 626,541 same-type mobile pairs at 1M records), and the two measures cost about 2 us a pair
     (1.4 s for those pairs). -#}
 {% macro name_similarity(a, b) -%}
-    case when {{ a }} = {{ b }} and {{ a }} <> '' then 1::real else greatest(
+    case when {{ names_equal(a, b) }} then 1::real else greatest(
         similarity({{ a }}, {{ b }}),
         {{ edit_similarity(a, b) }}
     ) end
@@ -683,10 +683,16 @@ select * from final
     similarity is compared as real, as greatest compares it.) -#}
 {% macro names_alike(a, b, threshold) -%}
     (
-        ({{ a }} = {{ b }} and {{ a }} <> '')
+        ({{ names_equal(a, b) }})
         or ({{ edit_similarity(a, b) }})::real >= {{ threshold }}
         or similarity({{ a }}, {{ b }}) >= {{ threshold }}
     )
+{%- endmacro %}
+
+{#- Two names that are one name: equal and not empty (two empty names are no evidence). Both
+    name_similarity and names_alike start with it: names_alike is exact only while the two agree. -#}
+{% macro names_equal(a, b) -%}
+    {{ a }} = {{ b }} and {{ a }} <> ''
 {%- endmacro %}
 
 {#- 1 - edit distance / the longer length (null for two empty names). -#}

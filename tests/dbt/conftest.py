@@ -8,9 +8,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from unittest import mock
 
 import psycopg
 import pytest
@@ -48,19 +49,6 @@ def dbt_env(db: PgUrl) -> dict[str, str]:
     }
 
 
-@contextlib.contextmanager
-def _environ(env: Mapping[str, str]) -> Iterator[None]:
-    """os.environ is ``env`` inside the block (dbt reads its profile's env_var() there)."""
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def run_dbt(args: list[str], db: PgUrl, tmp: Path) -> subprocess.CompletedProcess[str]:
     """``dbt <args>`` on ``db``, in this process: dbt's programmatic runner, as Cosmos runs it in
     Airflow. A new interpreter would import dbt again each time (about 2.5 s, 60-odd times a suite
@@ -80,7 +68,8 @@ def run_dbt(args: list[str], db: PgUrl, tmp: Path) -> subprocess.CompletedProces
         str(tmp / "logs"),
     ]
     console = io.StringIO()
-    with _environ(dbt_env(db)), contextlib.redirect_stdout(console):
+    # the connection settings in os.environ for the call (the profile reads them with env_var())
+    with mock.patch.dict(os.environ, dbt_env(db)), contextlib.redirect_stdout(console):
         result = dbtRunner().invoke(command)
     if result.exception is not None:
         returncode, stderr = 2, f"{type(result.exception).__name__}: {result.exception}"

@@ -63,8 +63,8 @@ def pipeline_summary(conn: psycopg.Connection, since: datetime) -> dict[str, Any
         ).fetchone()
         if row:
             summary["pushes"] = (
-                f"{row[0]} sent by {row[5]} flows: {row[1]} acknowledged, {row[2]} rejected, "
-                f"{row[3]} conflicts ({row[4]} unchanged, not sent)"
+                f"{row[0]:,} sent by {row[5]} flows: {row[1]:,} acknowledged, {row[2]:,} rejected, "
+                f"{row[3]:,} conflicts ({row[4]:,} unchanged, not sent)"
             )
     if _exists(conn, "ops.freshness_checks"):
         rows = conn.execute(

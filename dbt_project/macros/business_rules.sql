@@ -19,6 +19,12 @@
     end))::numeric(18, 2)
 {%- endmacro %}
 
+{#- An amount as text for people: thousands grouped, two decimals (1200 -> '1,200.00'), as the
+    dashboards show money; '-' for none. -#}
+{% macro amount_text(amount_expr) -%}
+    coalesce(to_char({{ amount_expr }}, 'FM999,999,999,999,999,990.00'), '-')
+{%- endmacro %}
+
 {#- A ticket category that is a complaint (the call center types it in English or Chinese). -#}
 {% macro is_complaint(category_expr) -%}
     (lower(coalesce({{ category_expr }}, '')) in ('complaint', '投诉'))

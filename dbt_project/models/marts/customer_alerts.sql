@@ -57,8 +57,10 @@ alerts as (
         'churn_risk' as alert_type,
         (case when lifetime_value_cny >= {{ var('segment_vip_min_lifetime_value') }} then 'high' else 'medium' end)
             as severity,
-        format('已 %s 天未下单（此前 %s 单，累计 %s 元）', days_since_last_order, order_count, lifetime_value_cny)
-            as reason,
+        format(
+            '已 %s 天未下单（此前 %s 单，累计 %s 元）',
+            days_since_last_order, order_count, {{ amount_text('lifetime_value_cny') }}
+        ) as reason,
         days_since_last_order::numeric as metric_value
     from churn_risk
     union all
@@ -80,8 +82,14 @@ alerts as (
         (case when overdue_invoices > 0 then 'high' else 'low' end),
         (case
             when overdue_invoices > 0
-                then format('%s 张发票逾期，最长 %s 天，未收 %s 元', overdue_invoices, max_days_overdue, open_amount_cny)
-            else format('%s 张发票 %s 天内到期，未收 %s 元', invoices, soonest_days_until_due, open_amount_cny)
+                then format(
+                    '%s 张发票逾期，最长 %s 天，未收 %s 元',
+                    overdue_invoices, max_days_overdue, {{ amount_text('open_amount_cny') }}
+                )
+            else format(
+                '%s 张发票 %s 天内到期，未收 %s 元',
+                invoices, soonest_days_until_due, {{ amount_text('open_amount_cny') }}
+            )
         end),
         open_amount_cny
     from payment_due

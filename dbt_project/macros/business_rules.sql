@@ -20,7 +20,7 @@
 {%- endmacro %}
 
 {#- An amount as text for people: thousands grouped, two decimals (1200 -> '1,200.00'), as the
-    dashboards show money; '-' for none. -#}
+    dashboards' tables show amounts; '-' for none. -#}
 {% macro amount_text(amount_expr) -%}
     coalesce(to_char({{ amount_expr }}, 'FM999,999,999,999,999,990.00'), '-')
 {%- endmacro %}

@@ -17,8 +17,8 @@
     fullwidth_to_ascii's): most values hold none. At 1M benchmark records, identical tables, means of
     three alternated runs: the CRM accounts' staging query (340,843 rows, eight cleaned fields)
     11.0 -> 10.5 s, the ERP customers' (248,145) 9.5 -> 8.9 s.
-    The test reads the raw value, not the half-width one: fullwidth_to_ascii turns exactly one
-    character into whitespace (the ideographic space U+3000, listed in the class) and none into
+    The test reads the raw value, not the half-width one: fullwidth_to_ascii turns one character
+    into whitespace (the ideographic space U+3000, listed in the class) and no whitespace into
     anything else, so both hold whitespace alike, and PostgreSQL, which repeats an expression at
     every use, converts each value once instead of twice (the CRM accounts' eight fields over
     340,843 rows: 3.6-4.0 s -> 2.9-3.3 s alternated, identical values). -#}

@@ -720,9 +720,20 @@ select * from final
 
 
 {#- The legal form a company name ends in (股份有限公司, 集团有限公司, 有限责任公司, 有限公司), or null
-    (a bare 公司 or a short name says nothing about it). -#}
+    (a bare 公司 or a short name says nothing about it). Suffix tests (like) instead of the regular
+    expression '(股份有限公司|集团有限公司|有限责任公司|有限公司)$': the same value for each of the 1M
+    benchmark's 1,004,768 records, in 0.26-0.37 s against 1.1-1.7 s on one core; both evidence parts
+    compute it for every record in a full run. -#}
 {% macro legal_form(name) -%}
-    substring({{ name }} from '(股份有限公司|集团有限公司|有限责任公司|有限公司)$')
+    case
+        when {{ name }} like '%有限公司' then
+            case
+                when {{ name }} like '%股份有限公司' then '股份有限公司'
+                when {{ name }} like '%集团有限公司' then '集团有限公司'
+                else '有限公司'
+            end
+        when {{ name }} like '%有限责任公司' then '有限责任公司'
+    end
 {%- endmacro %}
 
 {#- The domain of a standardised email address. -#}

@@ -38,7 +38,7 @@ def test_build_and_docs_are_clean(dbt_warehouse: DbtWarehouse) -> None:
     }
     assert not_clean == {}
     unit_tests = [r for r in results if r["unique_id"].startswith("unit_test.")]
-    assert len(unit_tests) == 22  # staging, identity, golden record (12) + business rules (10)
+    assert len(unit_tests) == 23  # staging, identity, golden record (13) + business rules (10)
     assert dbt_warehouse.docs.returncode == 0, dbt_warehouse.docs.stdout[-3000:]
     assert "[WARNING]" not in dbt_warehouse.build.stdout + dbt_warehouse.docs.stdout
 

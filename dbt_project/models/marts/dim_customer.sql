@@ -1,8 +1,8 @@
 {%- set rule_hash = mart_rule_hash(identity=true) %}
-{#- A full run pivots every golden value (3.2M rows at 1M records) with work_mem at 4096 kB, the
-    server default, instead of var model_work_mem (second pre-hook): the planner then groups
+{#- A full run pivots every golden value (3.2M rows at 1M records) with work_mem at 4096 kB,
+    PostgreSQL's default, instead of var model_work_mem (second pre-hook): the planner then groups
     int_golden_attributes in its unique index's order, not in a hash table of every customer's ten
-    values. Same rows (md5 over every row); its INSERT at 1M records 12.2-13.5 s against 15.6-16.6 s,
+    values. Same rows (md5 over every row); its INSERT at 1M records 12.2-13.6 s against 15.6-16.6 s,
     alternated under psql (the membership sort spills to disk, and still the whole is faster). An
     incremental run keeps model_work_mem: it pivots a few thousand customers. -#}
 {{

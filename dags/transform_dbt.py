@@ -97,7 +97,13 @@ def dbt_customer_360():
         sources feed on the way to the event-mode push flows' marts (nothing when no flow reacts)."""
         import json
 
-        from include.event_mode import changed_sources, event_exclusions, event_extras, event_selection
+        from include.event_mode import (
+            changed_sources,
+            database_enforced_tests,
+            event_exclusions,
+            event_extras,
+            event_selection,
+        )
         from include.push.targets import load_targets
 
         sources = changed_sources(event_extras(triggering_asset_events))
@@ -108,8 +114,12 @@ def dbt_customer_360():
         print(f"event mode: changed sources {sorted(sources)}; dbt build --select {' '.join(select)}")
         if not select:
             return []
-        exclude = event_exclusions(json.loads(MANIFEST.read_text()))
-        print(f"event mode: leaving out unit tests and {len(exclude) - 1} data tests the database enforces")
+        manifest = json.loads(MANIFEST.read_text())
+        exclude = event_exclusions(manifest)
+        print(
+            f"event mode: leaving out unit tests and {len(database_enforced_tests(manifest))} data tests"
+            f" the database enforces: --exclude {' '.join(exclude)}"
+        )
         ti.xcom_push(key=EVENT_SELECT_KEY, value=" ".join(select))
         ti.xcom_push(key=EVENT_EXCLUDE_KEY, value=" ".join(exclude))
         return ["dbt_event_build"]

@@ -14,7 +14,7 @@ import pytest
 
 from include.assets import raw_asset
 from include.config import DBT_PROJECT_DIR
-from include.event_mode import BATCH, EVENT
+from include.event_mode import BATCH, EVENT, UNIT_TESTS, database_enforced_tests
 from include.push.targets import load_targets
 from include.registry import get_source
 
@@ -153,6 +153,12 @@ def test_event_build_leaves_out_only_tests_no_landed_data_can_fail(callcenter_ev
     )
     # the relationships tests between the identity models read data: they stay
     assert any(n["name"].startswith("relationships_int_identity_edges_") for n in kept)
+    # the exclusions are name prefixes (include/event_mode.py, name_selectors): they leave out
+    # exactly what the enforced tests' names do
+    assert len(exclude) < 100
+    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    names = [UNIT_TESTS, *database_enforced_tests(manifest)]
+    assert kept == _dbt_ls(*tests, "--select", *select, "--exclude", *names)
 
 
 def test_event_build_covers_what_the_crm_flow_reads(callcenter_event_models):

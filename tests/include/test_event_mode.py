@@ -13,6 +13,7 @@ from include.event_mode import (
     event_exclusions,
     event_extras,
     event_selection,
+    name_selectors,
     run_mode,
 )
 from include.push.targets import load_targets
@@ -152,4 +153,57 @@ def test_database_enforced_tests_mirror_the_post_hooks_and_indexes():
     assert database_enforced_tests(manifest) == sorted(
         ["nn", "nn_a", "nn_b", "uq", "uq_collated", "uq_pk", "combo", "av", "expr", "e164", "uscc"]
     )
-    assert event_exclusions(manifest) == [UNIT_TESTS, *database_enforced_tests(manifest)]
+    enforced = database_enforced_tests(manifest)
+    assert event_exclusions(manifest) == [UNIT_TESTS, *name_selectors(enforced, manifest)]
+
+
+def _node(kind: str, name: str, fqn: list[str]) -> dict:
+    return {"unique_id": f"{kind}.p.{name}", "name": name, "resource_type": kind, "fqn": fqn}
+
+
+def _dbt_selects(selector: str, node: dict) -> bool:
+    """Whether dbt's own name selector (method fqn) picks ``node``: its fqn with the package, or
+    without it (QualifiedNameSelectorMethod.node_is_match)."""
+    from dbt.graph.selector_methods import is_selected_node
+
+    fqn = node["fqn"]
+    return is_selected_node(fqn, selector, False) or is_selected_node(fqn[1:], selector, False)
+
+
+def test_name_selectors_match_exactly_the_named_nodes_in_dbt():
+    """The prefixes pick every named test and nothing else, by dbt's own matching; a prefix another
+    node's name (in any case) or qualified name starts with is never used."""
+    wanted = [
+        "not_null_orders_id",
+        "not_null_orders_amount",
+        "not_null_order_lines_id",
+        "unique_orders_id",
+        "unique_items_id",
+        "accepted_values_orders_rate__1.5",
+        "is_e164_people_[mobile]",
+    ]
+    nodes = [
+        *[_node("test", n, ["p", "marts", n]) for n in wanted],
+        # tests that stay: one model's other not_null test, a longer name holding a wanted one
+        _node("test", "not_null_order_lines_qty", ["p", "marts", "not_null_order_lines_qty"]),
+        _node("test", "unique_items_id_v2", ["p", "marts", "unique_items_id_v2"]),
+        _node("test", "relationships_orders_customer_id", ["p", "marts", "relationships_orders_customer_id"]),
+        # other kinds of node: a model named like a test, in upper case; a source
+        _node("model", "IS_E164_PEOPLE_X", ["p", "marts", "IS_E164_PEOPLE_X"]),
+        _node("model", "orders", ["p", "marts", "orders"]),
+    ]
+    source = _node("source", "not_null_raw", ["p", "raw", "not_null_raw"])
+    manifest = {"nodes": {n["unique_id"]: n for n in nodes}, "sources": {source["unique_id"]: source}}
+    selectors = name_selectors(wanted, manifest)
+    assert selectors == [
+        "accepted_*",
+        "is_e164_people_[mobile]",
+        "not_null_order_lines_id",
+        "not_null_orders_*",
+        "unique_items_id",
+        "unique_orders_*",
+    ]
+    for node in [*nodes, source]:
+        picked = any(_dbt_selects(selector, node) for selector in selectors)
+        assert picked == (node["name"] in wanted), node["name"]
+    assert name_selectors([], manifest) == []

@@ -7,8 +7,12 @@
     builds. The result equals a full refresh by construction.
     Scoped (per-customer marts: a customer_key column): when the model's pre-hook made the temporary
     table sync_scope_keys (create_sync_scope: the customers whose inputs logged a change,
-    macros/key_changes.sql), the model selects those customers' rows only and the delete is limited
-    to them too; every other row stays as it is. -#}
+    macros/key_changes.sql), the model selects those customers' rows only, and the delete and the
+    insert are limited to them too; every other row stays as it is. The insert looks for the
+    scoped customers' rows only: unscoped, the planner hashed the whole table to find which of the
+    new rows were already there (int_golden_attributes at 1M records: 3.2M rows hashed for 60,470
+    new ones, 2.4 s; 0.75 s scoped). The source is limited by a semi-join (`in`), not by
+    `= any(array(...))`: that compares each row with every key, one by one (5.8 s for those rows). -#}
 {% macro get_incremental_sync_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
@@ -37,9 +41,16 @@
     insert into {{ target }} ({{ columns | join(', ') }})
     select {{ columns | join(', ') }}
     from {{ source }} as source
-    where not exists (
+    where
+        {%- if scoped %}
+        source.customer_key in (select key_value from pg_temp.sync_scope_keys) and
+        {%- endif %}
+        not exists (
         select from {{ target }} as target
         where
+            {%- if scoped %}
+            target.customer_key = any(array(select key_value from pg_temp.sync_scope_keys)) and
+            {%- endif %}
             {%- for key in keys %}
             target.{{ adapter.quote(key) }} = source.{{ adapter.quote(key) }}{{ ' and' if not loop.last }}
             {%- endfor %}

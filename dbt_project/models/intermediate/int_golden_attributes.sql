@@ -1,10 +1,11 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy='sync',
+        unique_key=['customer_key', 'attribute'],
         on_schema_change='fail',
         indexes=[{'columns': ['customer_key', 'attribute'], 'unique': true}],
-        pre_hook="{{ delete_golden_of_touched_keys() }}",
+        pre_hook="{{ golden_sync_scope() }}",
         post_hook=[
             "{{ mark_golden_rebuilt() }}",
             "{{ mark_identity_config() }}",
@@ -27,8 +28,10 @@
     instead of 13.6 s at 1M records. Equal stays equal, so only the order of ties on the record id
     can differ from the locale's, and it is as deterministic.
     Incremental: a run recomputes the customers (keys) holding a record affected since its last run
-    (int_identity_affected_records) and the keys whose status changed (int_customer_key_registry);
-    the pre-hook deletes their rows first, so merged-away and retired keys lose theirs. -#}
+    (int_identity_affected_records) and the keys whose status changed (int_customer_key_registry),
+    and writes only what changed among their rows (incremental strategy 'sync', scoped to those keys
+    by the pre-hook): rows no longer chosen are deleted, so merged-away and retired keys lose theirs,
+    and rows chosen again unchanged stay as they are. -#}
 {%- set rules = var('survivorship') %}
 
 with

@@ -232,10 +232,7 @@ customer_records as (
     drop table if exists pg_temp.sync_scope_keys;
     delete from {{ this }}
     {%- elif is_incremental() -%}
-    create temporary table sync_scope_keys on commit drop as
-    select distinct customer_key as key_value from ({{ golden_touched_keys() }}) as touched
-    where customer_key is not null;
-    analyze pg_temp.sync_scope_keys
+    {{ sync_scope_table('select customer_key as key_value from (' ~ golden_touched_keys() ~ ') as touched') }}
     {%- else -%}
     select 1
     {%- endif -%}

@@ -63,12 +63,19 @@
 {% macro create_sync_scope(inputs, rule_hash) -%}
     {%- set query = sync_scope_query(inputs, rule_hash) -%}
     {%- if query -%}
-    create temporary table sync_scope_keys on commit drop as
-    select distinct key_value from ({{ query }}) as changed where key_value is not null;
-    analyze pg_temp.sync_scope_keys
+    {{ sync_scope_table(query) }}
     {%- else -%}
     drop table if exists pg_temp.sync_scope_keys
     {%- endif -%}
+{%- endmacro %}
+
+{#- The temporary table sync_scope_keys, for this transaction: the distinct keys (column key_value)
+    `query` gives. Made by create_sync_scope, and by int_golden_attributes' pre-hook for the
+    customers identity resolution touched (golden_sync_scope). -#}
+{% macro sync_scope_table(query) -%}
+    create temporary table sync_scope_keys on commit drop as
+    select distinct key_value from ({{ query }}) as changed where key_value is not null;
+    analyze pg_temp.sync_scope_keys
 {%- endmacro %}
 
 {#- The keys query of create_sync_scope, or none (compute every row). -#}

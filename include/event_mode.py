@@ -27,6 +27,7 @@ without it.
 from __future__ import annotations
 
 import bisect
+import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -128,9 +129,10 @@ def name_selectors(names: Iterable[str], manifest: Mapping[str, Any]) -> list[st
     case, which can only forbid more), lengthened to the end of its word (the next ``_``), so the
     patterns stay readable: ``accepted_*``, ``not_null_stg_crm__accounts_*``. A name that no
     such prefix sets apart (another node's name starts with all of it), or whose prefix holds a
-    character of dbt's selector syntax, is passed whole, as before. Patterns are computed from the
-    manifest the build then uses: a test added since, that a pattern would match, is left out too
-    until the manifest is parsed again."""
+    character of dbt's selector syntax, is passed whole, as before. Patterns are checked against
+    ``manifest`` only: when dbt builds a project changed since it was parsed, a test added since
+    that a pattern matches is left out too, until the manifest is parsed again (a whole name would
+    not match it)."""
     wanted = set(names)
     others: set[str] = set()
     for section in _SELECTABLE:
@@ -148,7 +150,7 @@ def name_selectors(names: Iterable[str], manifest: Mapping[str, Any]) -> list[st
         at = bisect.bisect_left(ordered, key)
         # the names sharing the longest prefix with this one sort next to it
         neighbours = [ordered[i] for i in (at - 1, at) if 0 <= i < len(ordered)]
-        shared = max((_common_prefix(key, other) for other in neighbours), default=0)
+        shared = max((len(os.path.commonprefix((key, other))) for other in neighbours), default=0)
         end = name.find("_", shared)
         prefix = name[: end + 1] if end >= 0 else name
         if len(key) != len(name) or prefix == name or _SELECTOR_SYNTAX.intersection(prefix):
@@ -157,16 +159,6 @@ def name_selectors(names: Iterable[str], manifest: Mapping[str, Any]) -> list[st
             chosen.add(prefix + "*")
     patterns = [s[:-1] for s in chosen if s.endswith("*")]
     return sorted(s for s in chosen if not any(s.startswith(p) and s != p + "*" for p in patterns))
-
-
-def _common_prefix(a: str, b: str) -> int:
-    """The length of the longest common prefix of ``a`` and ``b``."""
-    n = 0
-    for x, y in zip(a, b, strict=False):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 #: Row tests that ``enforce_tested_row_rules()`` turns into CHECK constraints (macro ``row_rule``).

@@ -265,3 +265,18 @@
 {% macro progress_table_exists() -%}
     {{- return(adapter.get_relation(database=target.database, schema='ops', identifier='incremental_progress') is not none) -}}
 {%- endmacro %}
+
+{#- Last on-run-start hook: put schema ops into dbt's relation cache now, on one thread, after the
+    hooks before it created its tables. Models look up ops tables through that cache
+    (progress_table_exists, the key change tables), and ops holds no model, so dbt would list it at
+    the first lookup, on whichever node thread came first. That listing marks the schema cached when
+    it adds its first table, so another thread looking up at that moment finds ops cached and the
+    table missing: a model then compiled as if ops.incremental_progress did not exist (seen: a mart
+    rewrote every row; an append model's pre-hook, rendered later, would delete only the changed
+    rows before its full select went in). -#}
+{% macro cache_ops_relations() -%}
+    {%- if execute -%}
+        {%- do adapter.get_relation(database=target.database, schema='ops', identifier='incremental_progress') -%}
+    {%- endif -%}
+    select 1
+{%- endmacro %}

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,6 +78,22 @@ def run_dbt(args: list[str], db: PgUrl, tmp: Path) -> subprocess.CompletedProces
         returncode, stderr = (0 if result.success else 1), ""
     argv = [str(DBT_EXECUTABLE), *command]
     return subprocess.CompletedProcess(argv, returncode, console.getvalue(), stderr)
+
+
+#: dbt's debug log line when a lookup finds a schema not in its relation cache and lists it
+CACHE_MISS = re.compile(r'\[(Thread-\d+)[^\]]*\]: On "[^"]*": cache miss for schema "[^".]*\.([^"]+)"')
+
+
+def schemas_listed_by_node_threads(log_dir: Path) -> set[str]:
+    """Schemas dbt listed into its relation cache on a node thread, in every run logged in ``log_dir``
+    (dbt.log and its rotated files). Such a listing races with the other thread's lookups in the same
+    schema: listing marks the schema cached at its first table (the on-run-start hook
+    cache_ops_relations lists ops before the threads start)."""
+    return {
+        match.group(2)
+        for path in sorted(log_dir.glob("dbt.log*"))
+        for match in CACHE_MISS.finditer(path.read_text(errors="replace"))
+    }
 
 
 @pytest.fixture(scope="session")

@@ -81,19 +81,21 @@ def run_dbt(args: list[str], db: PgUrl, tmp: Path) -> subprocess.CompletedProces
 
 
 #: dbt's debug log line when a lookup finds a schema not in its relation cache and lists it
-CACHE_MISS = re.compile(r'\[(Thread-\d+)[^\]]*\]: On "[^"]*": cache miss for schema "[^".]*\.([^"]+)"')
+CACHE_MISS = re.compile(
+    r'\[(MainThread|Thread-\d+)[^\]]*\]: On "[^"]*": cache miss for schema "[^".]*\.([^"]+)"'
+)
 
 
-def schemas_listed_by_node_threads(log_dir: Path) -> set[str]:
-    """Schemas dbt listed into its relation cache on a node thread, in every run logged in ``log_dir``
-    (dbt.log and its rotated files). Such a listing races with the other thread's lookups in the same
-    schema: listing marks the schema cached at its first table (the on-run-start hook
-    cache_ops_relations lists ops before the threads start)."""
-    return {
-        match.group(2)
-        for path in sorted(log_dir.glob("dbt.log*"))
-        for match in CACHE_MISS.finditer(path.read_text(errors="replace"))
-    }
+def schemas_listed_into_cache(log_dir: Path) -> dict[str, set[str]]:
+    """Schemas dbt listed into its relation cache at a lookup, by the main thread (hooks) and by the
+    node threads, in every run logged in ``log_dir`` (dbt.log and its rotated files). A node thread's
+    listing races with the other thread's lookups in that schema: listing marks the schema cached at
+    its first table (so the on-run-start hook cache_ops_relations lists ops before the threads start)."""
+    listed: dict[str, set[str]] = {"main": set(), "nodes": set()}
+    for path in sorted(log_dir.glob("dbt.log*")):
+        for match in CACHE_MISS.finditer(path.read_text(errors="replace")):
+            listed["main" if match.group(1) == "MainThread" else "nodes"].add(match.group(2))
+    return listed
 
 
 @pytest.fixture(scope="session")

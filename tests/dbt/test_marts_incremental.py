@@ -23,7 +23,7 @@ import pytest
 
 from include.config import DBT_PROJECT_DIR, PgUrl
 from tests.conftest import create_database, drop_database
-from tests.dbt.conftest import run_dbt, schemas_listed_by_node_threads
+from tests.dbt.conftest import run_dbt, schemas_listed_into_cache
 from tests.dbt.raw_fixture import AS_OF_DATE, build_raw_database
 
 #: mart -> its key columns (for the comparisons, ordered)
@@ -178,9 +178,9 @@ def test_incremental_marts_equal_a_full_refresh(wh: Warehouse) -> None:
     assert after["fct_receivables"]["INV2"] != before["fct_receivables"]["INV2"]
     assert after["fct_service_tickets"]["TK1"] == before["fct_service_tickets"]["TK1"]
     assert after["fct_service_tickets"]["TK2"] != before["fct_service_tickets"]["TK2"]
-    # no node thread listed a schema into dbt's relation cache (a race: a mart once compiled as if
-    # ops.incremental_progress did not exist, and rewrote every row)
-    assert schemas_listed_by_node_threads(wh.tmp / "logs") == set()
+    # ops went into dbt's relation cache in the on-run-start hook, and no node thread listed a schema
+    # (a race: a mart once compiled as if ops.incremental_progress did not exist, and rewrote every row)
+    assert schemas_listed_into_cache(wh.tmp / "logs") == {"main": {"ops"}, "nodes": set()}
     # customer_360 ('sync'): the table stays (views on it survive the run); only the changed rows are
     # rewritten (C001's new order, the merged customer), the merged-away key's row is gone
     assert wh.query(table_oid) == customer_360_oid

@@ -273,10 +273,10 @@
     it adds its first table, so another thread looking up at that moment finds ops cached and the
     table missing: a model then compiled as if ops.incremental_progress did not exist (seen: a mart
     rewrote every row; an append model's pre-hook, rendered later, would delete only the changed
-    rows before its full select went in). -#}
+    rows before its full select went in on top of the rest). -#}
 {% macro cache_ops_relations() -%}
     {%- if execute -%}
-        {%- do adapter.get_relation(database=target.database, schema='ops', identifier='incremental_progress') -%}
+        {%- do progress_table_exists() -%}
     {%- endif -%}
     select 1
 {%- endmacro %}

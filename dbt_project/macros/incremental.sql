@@ -263,17 +263,23 @@
 {%- endmacro %}
 
 {% macro progress_table_exists() -%}
-    {{- return(adapter.get_relation(database=target.database, schema='ops', identifier='incremental_progress') is not none) -}}
+    {{- return(ops_table_exists('incremental_progress')) -}}
+{%- endmacro %}
+
+{#- Whether the on-run-start hooks have made table ops.<identifier>: looked up in dbt's relation
+    cache, which cache_ops_relations fills for schema ops before the model threads start. -#}
+{% macro ops_table_exists(identifier) -%}
+    {{- return(adapter.get_relation(database=target.database, schema='ops', identifier=identifier) is not none) -}}
 {%- endmacro %}
 
 {#- Last on-run-start hook: put schema ops into dbt's relation cache now, on one thread, after the
     hooks before it created its tables. Models look up ops tables through that cache
-    (progress_table_exists, the key change tables), and ops holds no model, so dbt would list it at
-    the first lookup, on whichever node thread came first. That listing marks the schema cached when
-    it adds its first table, so another thread looking up at that moment finds ops cached and the
-    table missing: a model then compiled as if ops.incremental_progress did not exist (seen: a mart
-    rewrote every row; an append model's pre-hook, rendered later, would delete only the changed
-    rows before its full select went in on top of the rest). -#}
+    (ops_table_exists), and ops holds no model, so dbt would list it at the first lookup, on
+    whichever node thread came first. That listing marks the schema cached when it adds its first
+    table, so another thread looking up at that moment finds ops cached and the table missing: a
+    model then compiled as if ops.incremental_progress did not exist (seen: a mart rewrote every
+    row; an append model's pre-hook, rendered later, would delete only the changed rows before its
+    full select went in on top of the rest). -#}
 {% macro cache_ops_relations() -%}
     {%- if execute -%}
         {%- do progress_table_exists() -%}

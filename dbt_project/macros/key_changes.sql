@@ -184,7 +184,7 @@
     Rendered by the model's SQL and by its pre-hook in one run, with the same answer. -#}
 {% macro changed_keys_query(inputs) -%}
     {%- if not execute or not is_incremental() or not inputs
-          or adapter.get_relation(database=target.database, schema='ops', identifier='key_change_consumers') is none -%}
+          or not ops_table_exists('key_change_consumers') -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set state_query -%}
@@ -287,7 +287,7 @@
     {%- if not execute or var('relationships_full_check', false) or config.get('where')
           or child is string or parent is string
           or is_unit_test_fixture(child)
-          or adapter.get_relation(database=target.database, schema='ops', identifier='key_change_checks') is none -%}
+          or not ops_table_exists('key_change_checks') -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set query -%}
@@ -326,7 +326,7 @@
     one that failed, warned, errored or was skipped checks everything next time. Then the entries every
     consumer and every check has read are dropped. -#}
 {% macro record_key_change_checks(results) -%}
-    {%- if not execute or adapter.get_relation(database=target.database, schema='ops', identifier='key_change_checks') is none -%}
+    {%- if not execute or not ops_table_exists('key_change_checks') -%}
         {{ return('') }}
     {%- endif -%}
     {%- set passed, failed = [], [] -%}

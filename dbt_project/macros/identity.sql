@@ -430,8 +430,10 @@ select * from final
         collation does, without its slower comparisons), kept where that number is within the
         limit, then joined to itself on the value. Counting the values apart, joining every record
         to them and sorting all records again for the pairs made the parts' full queries over 1M
-        records 18.4-19.7 s (part 1) and 20.2-24.2 s (part 2) against 11.6-13.5 s and 16.7-18.9 s,
-        for the same rows. #}
+        records, each run alone into a temporary table, 18.4-19.7 s (part 1) and 20.2-24.2 s
+        (part 2) against 11.6-13.5 s and 16.7-18.9 s, for the same rows. In a build, where the two
+        parts and their index builds share two cores, the stage gains less (benchmarks/README.md,
+        twelfth session). #}
     with held as materialized (
         select *
         from (

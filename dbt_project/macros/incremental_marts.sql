@@ -128,6 +128,22 @@
     where affected_at > {{ mart_watermark(lookback=false) }}
 {%- endmacro %}
 
+{#- First pre-hook of the identity marts (customer_crosswalk, identity_link_evidence) in an incremental
+    run: mart_touched_records() into the temporary table mart_touched_records for this transaction,
+    analyzed; their delete and their query read it. Inline, the planner judged the records landed
+    since the watermark by statistics taken before they landed (3 rows for 10,000 re-read by a rerun
+    within the lookback) and recomputed the links' aggregate once per record: customer_crosswalk's
+    query took 494 s at 1M records, 0.8 s from the table. -#}
+{% macro create_mart_touched_table(rule_hash) -%}
+    {%- if mart_incremental(rule_hash) -%}
+    create temporary table mart_touched_records on commit drop as
+    select distinct customer_record_id from ({{ mart_touched_records() }}) as touched;
+    analyze pg_temp.mart_touched_records
+    {%- else -%}
+    select 1
+    {%- endif -%}
+{%- endmacro %}
+
 {#- customer_keys to recompute in a per-customer mart: the keys the touched records carry now and the
     keys they left. -#}
 {% macro mart_touched_keys() -%}
@@ -152,11 +168,12 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- customer_crosswalk's rows of the touched records (the `where` of its pre-hook's delete). -#}
+{#- customer_crosswalk's rows of the touched records (the `where` of its pre-hook's delete, after
+    create_mart_touched_table). -#}
 {% macro crosswalk_touched_rows() -%}
     (source_system, source_record_id) in (
         select split_part(customer_record_id, ':', 1), substr(customer_record_id, strpos(customer_record_id, ':') + 1)
-        from ({{ mart_touched_records() }}) as touched
+        from pg_temp.mart_touched_records
     )
 {%- endmacro %}
 
@@ -183,13 +200,15 @@
 {%- endmacro %}
 
 {#- The identity links with either end among the records of CTE `touched` (customer_record_id), each
-    once: two index-friendly IN scans instead of one OR. -#}
+    once: two index-friendly IN scans instead of one OR. The second leaves out the links the first
+    found by an anti-join (NOT IN, a filter of unknown selectivity, led the planner to read every link:
+    0.31 s against 0.14 s for 19,254 touched records of 1M). -#}
 {% macro mart_touched_edges(touched) -%}
     select * from {{ ref('int_identity_edges') }}
     where record_id_a in (select customer_record_id from {{ touched }})
     union all
-    select * from {{ ref('int_identity_edges') }}
+    select * from {{ ref('int_identity_edges') }} as links
     where
         record_id_b in (select customer_record_id from {{ touched }})
-        and record_id_a not in (select customer_record_id from {{ touched }})
+        and not exists (select from {{ touched }} where {{ touched }}.customer_record_id = links.record_id_a)
 {%- endmacro %}

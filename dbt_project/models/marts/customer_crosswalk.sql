@@ -5,7 +5,10 @@
         incremental_strategy='append',
         on_schema_change='fail',
         indexes=[{'columns': ['customer_key']}],
-        pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), crosswalk_touched_rows()) }}",
+        pre_hook=[
+            "{{ create_mart_touched_table(mart_rule_hash(identity=true)) }}",
+            "{{ delete_mart_rows(mart_rule_hash(identity=true), crosswalk_touched_rows()) }}",
+        ],
         post_hook=[
             "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
             "{{ mark_landing_read() }}",
@@ -16,16 +19,17 @@
 
 {#- Every live source record and the customer_key it belongs to, with how it was linked. Incremental
     (append): a run recomputes the records changed, re-keyed or affected by identity resolution since
-    the last one (mart_touched_records); the pre-hook deletes their rows first (a removed record's row
-    stays deleted), which are all the rows the run writes, so nothing is deleted twice (delete+insert
-    looked each written row up again to delete it: the node took 2.46-2.49 s for 19,254 rows of 1M,
-    2.21-2.28 s now). The contract's primary key refuses a second row for a record. A change of the
-    identity configuration rebuilds it whole. -#}
+    the last one (mart_touched_records, kept by the first pre-hook in a temporary table); the second
+    pre-hook deletes their rows first (a removed record's row stays deleted), which are all the rows
+    the run writes, so nothing is deleted twice (delete+insert looked each written row up again to
+    delete it: the node took 2.46-2.49 s for 19,254 rows of 1M, 2.21-2.28 s now). The contract's
+    primary key refuses a second row for a record. A change of the identity configuration rebuilds
+    it whole. -#}
 
 {%- if mart_incremental(rule_hash) %}
 
 with touched as (
-    {{ mart_touched_records() }}
+    select customer_record_id from pg_temp.mart_touched_records
 ),
 
 records as (

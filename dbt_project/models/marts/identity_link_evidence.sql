@@ -2,7 +2,8 @@
     field, the two values, similarity, score), with the customer it built. Steward decisions
     appear as rule 'steward'. For data stewards reviewing a customer. Incremental: a run recomputes the
     pairs with a record changed, re-keyed or affected by identity resolution since the last run
-    (mart_touched_records); the pre-hook deletes their rows first. A change of the identity
+    (mart_touched_records, kept by the first pre-hook in a temporary table); the second pre-hook
+    deletes their rows first. A change of the identity
     configuration rebuilds it whole. -#}
 {%- set rule_hash = mart_rule_hash(identity=true) %}
 {{
@@ -11,7 +12,10 @@
         incremental_strategy='append',
         on_schema_change='fail',
         indexes=[{'columns': ['record_id_a']}, {'columns': ['record_id_b']}, {'columns': ['customer_key']}],
-        pre_hook="{{ delete_mart_rows(mart_rule_hash(identity=true), 'record_id_a in (' ~ mart_touched_records() ~ ') or record_id_b in (' ~ mart_touched_records() ~ ')') }}",
+        pre_hook=[
+            "{{ create_mart_touched_table(mart_rule_hash(identity=true)) }}",
+            "{{ delete_mart_rows(mart_rule_hash(identity=true), 'record_id_a in (select customer_record_id from pg_temp.mart_touched_records) or record_id_b in (select customer_record_id from pg_temp.mart_touched_records)') }}",
+        ],
         post_hook=[
             "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",
             "{{ mark_landing_read() }}",
@@ -24,7 +28,7 @@
 with
 {%- if mart_incremental(rule_hash) %}
 touched as (
-    {{ mart_touched_records() }}
+    select customer_record_id from pg_temp.mart_touched_records
 ),
 
 edges as (

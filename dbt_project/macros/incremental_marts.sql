@@ -137,7 +137,7 @@
 {% macro create_mart_touched_table(rule_hash) -%}
     {%- if mart_incremental(rule_hash) -%}
     create temporary table mart_touched_records on commit drop as
-    select distinct customer_record_id from ({{ mart_touched_records() }}) as touched;
+    {{ mart_touched_records() }};
     analyze pg_temp.mart_touched_records
     {%- else -%}
     select 1

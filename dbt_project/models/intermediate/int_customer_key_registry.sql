@@ -82,7 +82,9 @@ active_keys as (
     where
         is_active
         {%- if is_incremental() %}
-        and customer_key = any(array(select customer_key from scope_keys))
+        {#- in (subquery), a hashed lookup: "= any(array(...))" on the rows of a CTE compared each row
+            with every key in turn (a 50,000-record batch: 43,923 rows x 19,809 keys, 6.8 s) #}
+        and customer_key in (select customer_key from scope_keys)
         {%- endif %}
     group by customer_key
 ),
@@ -163,12 +165,13 @@ resolved as (
     left join (
         select customer_key, status, target_key from current_state
         {%- if is_incremental() %}
-        {#- a target outside this run's keys stands as the registry has it #}
+        {#- a target outside this run's keys stands as the registry has it (an anti-join: "<> all(array(...))"
+            compared each row with every key in turn) #}
         union all
-        select customer_key, status, resolves_to from {{ this }}
+        select customer_key, status, resolves_to from {{ this }} as registry
         where
             customer_key = any(array(select target_key from current_state where target_key is not null))
-            and customer_key <> all(array(select customer_key from current_state))
+            and not exists (select from current_state where current_state.customer_key = registry.customer_key)
         {%- endif %}
     ) as target on current_state.target_key = target.customer_key
 ),

@@ -3,8 +3,7 @@
     appear as rule 'steward'. For data stewards reviewing a customer. Incremental: a run recomputes the
     pairs with a record changed, re-keyed or affected by identity resolution since the last run
     (mart_touched_records, kept by the first pre-hook in a temporary table); the second pre-hook
-    deletes their rows first. A change of the identity
-    configuration rebuilds it whole. -#}
+    deletes their rows first. A change of the identity configuration rebuilds it whole. -#}
 {%- set rule_hash = mart_rule_hash(identity=true) %}
 {{
     config(

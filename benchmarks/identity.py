@@ -38,8 +38,8 @@
 7. **Rerun** (timed, reported): the same build once more with nothing new landed, as the next
    event-mode build minutes later. The batch landed within the staging models' lookback window
    (var ``staging_lookback_minutes``), so the marts read its records again; a plan that fits a
-   handful of records and not thousands shows here (``customer_crosswalk`` took 494 s so before
-   2026-12-07).
+   handful of records and not thousands shows here (``customer_crosswalk`` took 494 s in such a
+   run before 2026-12-07).
 """
 
 from __future__ import annotations

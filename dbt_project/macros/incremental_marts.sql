@@ -129,16 +129,14 @@
 {%- endmacro %}
 
 {#- First pre-hook of the identity marts (customer_crosswalk, identity_link_evidence) in an incremental
-    run: mart_touched_records() into the temporary table mart_touched_records for this transaction,
-    analyzed; their delete and their query read it. Inline, the planner judged the records landed
-    since the watermark by statistics taken before they landed (3 rows for 10,000 re-read by a rerun
-    within the lookback) and recomputed the links' aggregate once per record: customer_crosswalk's
-    query took 494 s at 1M records, 0.8 s from the table. -#}
+    run: mart_touched_records() into the temporary table mart_touched_records (analyzed_temp_table);
+    their delete and their query read it. Inline, the planner judged the records landed since the
+    watermark by statistics taken before they landed (3 rows for 10,000 re-read by a rerun within
+    the lookback) and recomputed the links' aggregate once per record: customer_crosswalk's query
+    took 494 s at 1M records, 0.8 s from the table. -#}
 {% macro create_mart_touched_table(rule_hash) -%}
     {%- if mart_incremental(rule_hash) -%}
-    create temporary table mart_touched_records on commit drop as
-    {{ mart_touched_records() }};
-    analyze pg_temp.mart_touched_records
+    {{ analyzed_temp_table('mart_touched_records', mart_touched_records()) }}
     {%- else -%}
     select 1
     {%- endif -%}

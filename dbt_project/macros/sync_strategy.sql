@@ -73,9 +73,17 @@
     `query` gives. Made by create_sync_scope, and by int_golden_attributes' pre-hook for the
     customers identity resolution touched (golden_sync_scope). -#}
 {% macro sync_scope_table(query) -%}
-    create temporary table sync_scope_keys on commit drop as
-    select distinct key_value from ({{ query }}) as changed where key_value is not null;
-    analyze pg_temp.sync_scope_keys
+    {{ analyzed_temp_table('sync_scope_keys',
+        'select distinct key_value from (' ~ query ~ ') as changed where key_value is not null') }}
+{%- endmacro %}
+
+{#- The temporary table `name` of `query`'s rows, dropped at the end of this transaction and
+    analyzed, so the queries that read it are planned on its real size (a scope computed inline
+    is judged by the statistics of the tables it reads, which may predate the rows it picks). -#}
+{% macro analyzed_temp_table(name, query) -%}
+    create temporary table {{ name }} on commit drop as
+    {{ query }};
+    analyze pg_temp.{{ name }}
 {%- endmacro %}
 
 {#- The keys query of create_sync_scope, or none (compute every row). -#}

@@ -1,10 +1,4 @@
 {%- set rule_hash = mart_rule_hash(identity=true) %}
-{#- A full run pivots every golden value (3.2M rows at 1M records) with work_mem at 4096 kB,
-    PostgreSQL's default, instead of var model_work_mem (second pre-hook): the planner then groups
-    int_golden_attributes in its unique index's order, not in a hash table of every customer's ten
-    values. Same rows (md5 over every row); its INSERT at 1M records 12.2-13.6 s against 15.6-16.6 s,
-    alternated under psql (the membership sort spills to disk, and still the whole is faster). An
-    incremental run keeps model_work_mem: it pivots a few thousand customers. -#}
 {{
     config(
         materialized='incremental',
@@ -18,7 +12,6 @@
         ],
         pre_hook=[
             "{{ delete_mart_rows(mart_rule_hash(identity=true), 'customer_key in (' ~ dim_customer_touched_keys() ~ ')') }}",
-            "{{ '' if mart_incremental(mart_rule_hash(identity=true)) else 'set local work_mem = 4096' }}",
         ],
         post_hook=[
             "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",

@@ -69,18 +69,27 @@ record_links as (
     select record_id_b as customer_record_id, rules, match_score from edges
 ),
 
-{#- a record's links' rule lists joined, then split into its distinct rules (a few per record), not
-    every link's rules unnested first and sorted with the record ids (6.8M rows for 1M records) -#}
+{#- a record's links' rule lists joined; each distinct joined list is then split into its distinct
+    rules once (rule_sets), not every link's rules unnested first and sorted with the record ids (6.8M
+    rows for 1M records), nor split once per record: 1M records' links make 30,461 distinct lists for
+    907,921 records (the full run's query 8.0 s -> 5.3 s, the same rows) -#}
 links_per_record as (
     select
         customer_record_id,
-        (
-            select string_agg(distinct rule_name, ',' order by rule_name)
-            from unnest(string_to_array(string_agg(rules, ','), ',')) as rule_name
-        ) as matched_on,
+        string_agg(rules, ',') as link_rules,
         max(match_score) as best_match_score
     from record_links
     group by customer_record_id
+),
+
+rule_sets as (
+    select
+        link_rules,
+        (
+            select string_agg(distinct rule_name, ',' order by rule_name)
+            from unnest(string_to_array(link_rules, ',')) as rule_name
+        ) as matched_on
+    from (select distinct link_rules from links_per_record) as distinct_link_rules
 ),
 
 final as (
@@ -89,12 +98,13 @@ final as (
         records.source_record_id,
         assignments.customer_key,
         records.customer_type,
-        links_per_record.matched_on,
+        rule_sets.matched_on,
         links_per_record.best_match_score,
         records.source_updated_at
     from records
     inner join assignments on records.customer_record_id = assignments.customer_record_id
     left join links_per_record on records.customer_record_id = links_per_record.customer_record_id
+    left join rule_sets on links_per_record.link_rules = rule_sets.link_rules
 )
 
 select * from final

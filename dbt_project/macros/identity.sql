@@ -77,7 +77,7 @@
         if to_regclass('pg_temp.cc_nodes') is not null then
             drop table pg_temp.cc_nodes;
         end if;
-        create temp table cc_edges (a text not null, b text not null);
+        create temp table cc_edges (a text collate "C" not null, b text collate "C" not null);
         execute 'insert into cc_edges (a, b) select * from (' || edges_query || ') as e';
         -- nodes numbered in text order, so the smallest number of a component is its smallest id
         create temp table cc_nodes as
@@ -163,9 +163,9 @@
         if to_regclass('pg_temp.ac_anchors') is not null then
             drop table pg_temp.ac_anchors;
         end if;
-        create temp table ac_edges (a text not null, b text not null, score numeric not null);
+        create temp table ac_edges (a text collate "C" not null, b text collate "C" not null, score numeric not null);
         execute 'insert into ac_edges (a, b, score) select * from (' || edges_query || ') as e';
-        create temp table ac_anchors (node text not null, anchor text not null);
+        create temp table ac_anchors (node text collate "C" not null, anchor text not null);
         execute 'insert into ac_anchors (node, anchor) select * from (' || anchors_query || ') as n';
         create temp table ac_nodes as
             select node, (row_number() over (order by node))::integer as id
@@ -267,6 +267,25 @@
             inner join ac_nodes as roots on roots.id = found.root;
     end
     $ac$;
+
+    {#- Record ids are byte-ordered text (collate "C", macro customer_record_rows). The key
+        assignments are never rebuilt (full_refresh=false): one written before that holds its record
+        ids in the database's collation, where an index serves no byte-ordered lookup, and is
+        converted in place once (its unique index rebuilt). A full refresh rebuilds the others. -#}
+    do $record_ids$
+    begin
+        if exists (
+            select 1 from pg_attribute
+            where
+                attrelid = to_regclass('intermediate.int_customer_key_assignments')
+                and attname = 'customer_record_id'
+                and attcollation <> 'pg_catalog."C"'::regcollation
+        ) then
+            alter table intermediate.int_customer_key_assignments
+                alter column customer_record_id type text collate "C";
+        end if;
+    end
+    $record_ids$;
 {% endmacro %}
 
 {#- The config both evidence parts share: appended incrementally; unique on (record_id_a,
@@ -402,8 +421,8 @@ final as (
         record_id_b,
         rule_name,
         matched_field,
-        value_a,
-        value_b,
+        value_a collate "default" as value_a,
+        value_b collate "default" as value_b,
         similarity,
         score
     from evidence

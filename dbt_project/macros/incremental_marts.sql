@@ -108,9 +108,12 @@
     where changed_at > {{ mart_watermark(lookback=false) }}
 {%- endmacro %}
 
-{#- Source record ids of `source_system` whose customer_key changed since the watermark. -#}
+{#- Source record ids of `source_system` whose customer_key changed since the watermark. Cut from
+    the byte-ordered record ids (macro customer_record_rows), they are labelled back to the
+    database's collation, which source record ids keep: compared byte by byte, the staging models'
+    and marts' indexes on them could not serve the lookup. -#}
 {% macro mart_rekeyed_source_ids(source_system) -%}
-    select substr(customer_record_id, {{ source_system | length + 2 }})
+    select substr(customer_record_id, {{ source_system | length + 2 }}) collate "default"
     from ({{ mart_rekeyed_records() }}) as rekeyed
     where customer_record_id like '{{ source_system }}:%'
 {%- endmacro %}
@@ -167,10 +170,13 @@
 {%- endmacro %}
 
 {#- customer_crosswalk's rows of the touched records (the `where` of its pre-hook's delete, after
-    create_mart_touched_table). -#}
+    create_mart_touched_table); the source system and id labelled back to the database's collation,
+    the crosswalk's key's (see mart_rekeyed_source_ids). -#}
 {% macro crosswalk_touched_rows() -%}
     (source_system, source_record_id) in (
-        select split_part(customer_record_id, ':', 1), substr(customer_record_id, strpos(customer_record_id, ':') + 1)
+        select
+            split_part(customer_record_id, ':', 1) collate "default",
+            substr(customer_record_id, strpos(customer_record_id, ':') + 1) collate "default"
         from pg_temp.mart_touched_records
     )
 {%- endmacro %}

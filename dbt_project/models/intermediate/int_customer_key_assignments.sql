@@ -115,13 +115,19 @@ unkeyed_clusters as (
     where not exists (select 1 from kept_keys where kept_keys.cluster_id = clusters.cluster_id)
 ),
 
+{#- a key is text of the database's collation, as the keys already given (the key tables, never
+    rebuilt, and every mart carry them so); derived from the byte-ordered cluster id, it is labelled
+    back before it is looked up, or the key indexes could not serve the lookup (a sequential scan of
+    the key tables per new cluster) -#}
+{%- set plain_key %}('C' || left(md5(cluster_id), 16)) collate "default"{% endset %}
+
 new_keys as (
     select
         cluster_id,
         case
-            when {{ key_was_issued("'C' || left(md5(cluster_id), 16)", registry) }}
-                then 'C' || left(md5(cluster_id || '@' || '{{ run_started_at }}'), 16)
-            else 'C' || left(md5(cluster_id), 16)
+            when {{ key_was_issued(plain_key, registry) }}
+                then ('C' || left(md5(cluster_id || '@' || '{{ run_started_at }}'), 16)) collate "default"
+            else {{ plain_key }}
         end as customer_key,
         '{{ run_started_at }}'::timestamptz as key_issued_at
     from unkeyed_clusters

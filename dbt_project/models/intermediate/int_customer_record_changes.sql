@@ -54,7 +54,7 @@ final as (
     the landing metadata, as they leave no staging row -#}
 candidate_ids as (
     {%- for system, raw, staging, id_column in raw_entities %}
-    select '{{ system }}:' || {{ id_column }} as customer_record_id
+    select ('{{ system }}:' || {{ id_column }}) collate "C" as customer_record_id
     from {{ ref(staging) }}
     where loaded_at >= {{ since }}
     union

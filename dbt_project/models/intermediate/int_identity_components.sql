@@ -53,8 +53,8 @@ anchors as (
 
 final as (
     select
-        components.node_id as customer_record_id,
-        components.component_id,
+        components.node_id collate "C" as customer_record_id,
+        components.component_id collate "C" as component_id,
         anchors.has_conflicting_anchors
     from components
     inner join anchors on components.component_id = anchors.component_id

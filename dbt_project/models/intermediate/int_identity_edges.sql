@@ -9,7 +9,7 @@
         indexes=[{'columns': ['record_id_a', 'record_id_b'], 'unique': true}, {'columns': ['record_id_b']}],
         pre_hook=[
             "{{ delete_touched_pairs(ref('int_identity_touched_records')) }}",
-            "{{ '' if identity_incremental() else 'set local enable_nestloop = off; set local enable_mergejoin = off' }}",
+            "{{ '' if identity_incremental() else 'set local enable_nestloop = off; set local enable_mergejoin = off; set local enable_indexscan = off' }}",
         ],
         post_hook=[
             "{{ mark_identity_config() }}",
@@ -27,7 +27,9 @@
     A full run joins every grouped pair to both its records by hash (second pre-hook): the planner
     cannot estimate a grouping of the evidence view's two tables (40,000 groups for 1.1M) and would
     look both ends of each pair up by index (1M records: 15.3 s against 10.7 s for the query); with
-    nested loops alone off, it sorts both sides for merge joins instead. -#}
+    nested loops alone off, it sorts both sides for merge joins instead. Index scans are off too:
+    the evidence tables' pair indexes hold the grouping's order, and the planner would read the
+    3.6M rows through them (the query 13.6 s) rather than sort them in parallel workers (8.0 s). -#}
 {%- set cfg = var('identity') %}
 
 {%- if identity_incremental() %}
@@ -88,13 +90,12 @@ steward_decisions as (
 
 {#- materialized in a full run: inline, the planner put the grouping of every piece of evidence under
     a parallel join, and each of its workers grouped all of it again. Grouped on the record ids
-    compared byte by byte (collate "C"), then labelled back to the database's collation: a sort of
-    the 3.6M evidence rows in parallel workers instead of reading them in the index's order (1M
-    records: 5.7 s against 9.8 s for the grouping; a locale's collation sorts through strcoll) -#}
+    byte by byte (collate "C", as int_customer_records makes them; written out, since an older
+    warehouse's evidence tables may still hold them in the database's collation) -#}
 scored_pairs as {{ 'not materialized' if identity_incremental() else 'materialized' }} (
     select
-        (record_id_a collate "C") collate "default" as record_id_a,
-        (record_id_b collate "C") collate "default" as record_id_b,
+        record_id_a collate "C" as record_id_a,
+        record_id_b collate "C" as record_id_b,
         (1 - intermediate.product(1 - score))::numeric(6, 4) as match_score,
         string_agg(rule_name, ',' order by score desc, rule_name) as rules,
         count(*)::integer as evidence_count

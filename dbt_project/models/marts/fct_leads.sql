@@ -47,7 +47,7 @@ changed as (
         select previous_customer_key from rekeyed
     )
     union
-    select substr(customer_record_id, 11) from rekeyed
+    select substr(customer_record_id, 11) collate "default" from rekeyed
     where customer_record_id like 'marketing:%'
 ),
 

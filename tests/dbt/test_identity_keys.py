@@ -326,6 +326,68 @@ def test_anchored_components_keep_records_of_one_anchor_together(wh: Warehouse) 
     assert dict(rows) == {"m": "m", "x1": "m", "x2": "m", "y": "y"}
 
 
+def _collations(wh: Warehouse) -> dict[str, str]:
+    rows = wh.query(
+        "select c.relname || '.' || a.attname, coalesce(co.collname, '') "
+        "from pg_attribute as a "
+        "inner join pg_class as c on a.attrelid = c.oid "
+        "inner join pg_namespace as n on c.relnamespace = n.oid "
+        "left join pg_collation as co on a.attcollation = co.oid "
+        "where n.nspname in ('intermediate', 'marts') and c.relkind = 'r' and a.attnum > 0"
+    )
+    return dict(rows)
+
+
+def test_record_ids_and_match_fields_compare_byte_by_byte_and_keys_keep_the_database_collation(
+    wh: Warehouse,
+) -> None:
+    wh.run()
+    collations = _collations(wh)
+    byte_ordered = [
+        "int_customer_records.customer_record_id",
+        "int_customer_records.mobile_e164",
+        "int_customer_records.email",
+        "int_customer_records.uscc",
+        "int_customer_records.name_match_key",
+        "int_customer_records.match_city",
+        "int_identity_evidence_part_1.record_id_a",
+        "int_identity_evidence_part_2.record_id_b",
+        "int_identity_edges.record_id_a",
+        "int_identity_components.customer_record_id",
+        "int_identity_components.component_id",
+        "int_identity_clusters.cluster_id",
+        "int_customer_key_assignments.customer_record_id",
+    ]
+    database_collation = [
+        "int_customer_records.customer_name",
+        "int_customer_records.source_record_id",
+        "int_identity_evidence_part_1.value_a",
+        "int_customer_key_assignments.customer_key",
+        "int_customer_key_registry.customer_key",
+        "int_golden_attributes.value",
+        "dim_customer.customer_key",
+        "dim_customer.email",
+        "customer_crosswalk.customer_key",
+    ]
+    assert {c: collations[c] for c in byte_ordered} == dict.fromkeys(byte_ordered, "C")
+    assert {c: collations[c] for c in database_collation} == dict.fromkeys(database_collation, "default")
+
+
+def test_key_assignments_written_before_byte_ordered_ids_are_converted_and_keep_their_keys(
+    wh: Warehouse,
+) -> None:
+    wh.run()
+    keys = wh.customer_keys()
+    wh.execute(
+        "alter table intermediate.int_customer_key_assignments "
+        'alter column customer_record_id type text collate "default"'
+    )
+    assert _collations(wh)["int_customer_key_assignments.customer_record_id"] == "default"
+    wh.run()
+    assert _collations(wh)["int_customer_key_assignments.customer_record_id"] == "C"
+    assert wh.customer_keys() == keys
+
+
 def _identity_vars(**changes) -> dict:
     import yaml
 

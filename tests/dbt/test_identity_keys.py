@@ -368,6 +368,9 @@ def test_record_ids_and_match_fields_compare_byte_by_byte_and_keys_keep_the_data
         "dim_customer.customer_key",
         "dim_customer.email",
         "customer_crosswalk.customer_key",
+        "customer_crosswalk.source_record_id",
+        "identity_link_evidence.customer_key",
+        "identity_link_evidence.record_id_a",
     ]
     assert {c: collations[c] for c in byte_ordered} == dict.fromkeys(byte_ordered, "C")
     assert {c: collations[c] for c in database_collation} == dict.fromkeys(database_collation, "default")

@@ -3,7 +3,10 @@
     appear as rule 'steward'. For data stewards reviewing a customer. Incremental: a run recomputes the
     pairs with a record changed, re-keyed or affected by identity resolution since the last run
     (mart_touched_records, kept by the first pre-hook in a temporary table); the second pre-hook
-    deletes their rows first. A change of the identity configuration rebuilds it whole. -#}
+    deletes their rows first, comparing the touched record ids in the database's collation, the
+    contract's columns' (the ids are byte-ordered, macro customer_record_rows; compared byte by
+    byte, the record-id indexes here could not serve the delete). A change of the identity
+    configuration rebuilds it whole. -#}
 {%- set rule_hash = mart_rule_hash(identity=true) %}
 {{
     config(
@@ -13,7 +16,7 @@
         indexes=[{'columns': ['record_id_a']}, {'columns': ['record_id_b']}, {'columns': ['customer_key']}],
         pre_hook=[
             "{{ create_mart_touched_table(mart_rule_hash(identity=true)) }}",
-            "{{ delete_mart_rows(mart_rule_hash(identity=true), 'record_id_a in (select customer_record_id from pg_temp.mart_touched_records) or record_id_b in (select customer_record_id from pg_temp.mart_touched_records)') }}",
+            "{{ delete_mart_rows(mart_rule_hash(identity=true), 'record_id_a in (select customer_record_id collate \"default\" from pg_temp.mart_touched_records) or record_id_b in (select customer_record_id collate \"default\" from pg_temp.mart_touched_records)') }}",
         ],
         post_hook=[
             "{{ mark_mart_rules(mart_rule_hash(identity=true)) }}",

@@ -3,7 +3,9 @@
     with every distinct value and the systems holding it, and the value that survived. Incremental: a
     run recomputes the customers holding a record changed, re-keyed or affected by identity
     resolution since the last run and the keys records left (mart_touched_keys); the pre-hook deletes
-    their rows first. A change of the identity configuration rebuilds it whole. -#}
+    their rows first. A change of the identity configuration rebuilds it whole. The values seen are
+    listed in the database's collation's order (the matching fields of int_customer_records are
+    byte-ordered; the comparable values stay so, as only their count is read). -#}
 {%- set rule_hash = mart_rule_hash(identity=true) %}
 {{
     config(
@@ -66,7 +68,7 @@ attribute_values as (
         {%- else %}
         {{ attribute }}::text as comparable_value,
         {%- endif %}
-        {{ attribute }}::text as value,
+        {{ attribute }}::text collate "default" as value,
         source_system
     from members
     where {{ attribute }} is not null

@@ -22,10 +22,10 @@
     - most_recent: the most recently updated record holding a value, then source rank;
     - most_frequent: the value most member records hold, then source rank, then recency.
     Nulls never survive; the record id breaks any remaining tie, so the result is deterministic.
-    Keys, values and record ids are sorted byte by byte (collate "C"; record ids are byte-ordered
-    already, keys and values keep the database's collation, the values written back to it as the
-    matching fields of int_customer_records are byte-ordered and a golden value is what BI sorts
-    by): a locale's collation compares through strcoll, without abbreviated sort keys, and
+    Keys, values and record ids are sorted byte by byte (collate "C"; the record ids are
+    byte-ordered already; keys and values keep the database's collation, the values labelled back,
+    as the matching fields of int_customer_records are byte-ordered and golden values are what BI
+    sorts by): a locale's collation compares through strcoll, without abbreviated sort keys, and
     these sorts of up to a million candidates per attribute made the full run's query 19.4 s
     instead of 13.6 s at 1M records. Equal stays equal, so only the order of ties on the record id
     can differ from the locale's, and it is as deterministic.

@@ -8,9 +8,10 @@
     so every identity table's indexes and sorts on them compare bytes: in a database whose
     collation is a locale (even C.UTF-8), PostgreSQL 15 compares through strcoll, without
     abbreviated sort keys. Equal stays equal in any deterministic collation, so the links are the
-    same; only the order of ids, the tie-breaker, is byte order in every database. Set after the
-    regular expressions that read names and addresses (match_city), whose character classes a "C"
-    collation would narrow to ASCII. A column compared with one of the database's collation is
+    same; only the order of ids, the tie-breaker, is byte order in every database. Set on the
+    finished values, so what is computed from names and addresses (match_city's regular expression
+    included) keeps the database's collation: under "C" a regular expression's character classes
+    and lower() know only ASCII. A column compared with one of the database's collation is
     compared byte by byte, and only an index of the byte-ordered column serves that comparison:
     values cut from a record id for a lookup by source id are labelled back (macro
     mart_rekeyed_source_ids), as are new customer keys (int_customer_key_assignments). (A probe

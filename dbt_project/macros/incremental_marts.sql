@@ -108,13 +108,14 @@
     where changed_at > {{ mart_watermark(lookback=false) }}
 {%- endmacro %}
 
-{#- Source record ids of `source_system` whose customer_key changed since the watermark. Cut from
-    the byte-ordered record ids (macro customer_record_rows), they are labelled back to the
-    database's collation, which source record ids keep: compared byte by byte, the staging models'
-    and marts' indexes on them could not serve the lookup. -#}
-{% macro mart_rekeyed_source_ids(source_system) -%}
+{#- Source record ids of `source_system` whose customer_key changed since the watermark, from
+    mart_rekeyed_records(), or from the CTE `rekeyed_cte` holding it. Cut from the byte-ordered
+    record ids (macro customer_record_rows), they are labelled back to the database's collation,
+    which source record ids keep: compared byte by byte, the staging models' and marts' indexes on
+    them could not serve the lookup. -#}
+{% macro mart_rekeyed_source_ids(source_system, rekeyed_cte=none) -%}
     select substr(customer_record_id, {{ source_system | length + 2 }}) collate "default"
-    from ({{ mart_rekeyed_records() }}) as rekeyed
+    from {{ rekeyed_cte if rekeyed_cte else '(' ~ mart_rekeyed_records() ~ ') as rekeyed' }}
     where customer_record_id like '{{ source_system }}:%'
 {%- endmacro %}
 

@@ -47,8 +47,7 @@ changed as (
         select previous_customer_key from rekeyed
     )
     union
-    select substr(customer_record_id, 11) collate "default" from rekeyed
-    where customer_record_id like 'marketing:%'
+    {{ mart_rekeyed_source_ids('marketing', 'rekeyed') }}
 ),
 
 leads as (
